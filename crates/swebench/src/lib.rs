@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod directives;
 pub mod grading;
 pub mod logparse;
+pub mod predictions;
 pub mod report;
 pub mod specs;
 
