@@ -148,6 +148,7 @@ pub(crate) const SANDBOX_HOME: &str = "/tmp/home";
 pub(crate) fn arguments(
     info: &BwrapInfo,
     writable: &[PathBuf],
+    readable: &[PathBuf],
     network: bool,
     cwd: &Path,
     is_root: bool,
@@ -175,7 +176,13 @@ pub(crate) fn arguments(
             push(&["--cap-add", cap]);
         }
     }
-    // Binds come after the /tmp tmpfs so that writable paths under /tmp stay visible.
+    // Binds come after the /tmp tmpfs so that paths under /tmp stay visible; read-only ones
+    // first, so a writable path inside a read-only one keeps its write access.
+    for path in readable {
+        args.push("--ro-bind".into());
+        args.push(path.into());
+        args.push(path.into());
+    }
     for path in writable {
         args.push("--bind".into());
         args.push(path.into());
@@ -218,6 +225,7 @@ mod tests {
         let off = text(arguments(
             &info("0.8.0"),
             &dirs,
+            &[PathBuf::from("/tmp/cache")],
             false,
             Path::new("/w"),
             true,
@@ -229,9 +237,11 @@ mod tests {
         assert!(off.ends_with("--chdir /w"));
         // The private /tmp comes before the binds, or a writable path under /tmp would vanish.
         assert!(off.find("--tmpfs /tmp").unwrap() < off.find("--bind /w").unwrap());
+        assert!(off.find("--tmpfs /tmp").unwrap() < off.find("--ro-bind /tmp/cache").unwrap());
         let on = text(arguments(
             &info("0.8.0"),
             &dirs,
+            &[],
             true,
             Path::new("/w"),
             false,

@@ -54,6 +54,12 @@ pub(crate) fn run(
     }
     let cwd = resolve_cwd(&spec.cwd)?;
     let writable = prepare_writable(&policy.writable)?;
+    // Read-only extras are bound at their real location; a missing one is simply not bound.
+    let readable: Vec<PathBuf> = policy
+        .readable
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
 
     // Unconfined runs get a private HOME and TMPDIR on the host; confined ones use the private
     // /tmp of the sandbox.
@@ -146,6 +152,7 @@ pub(crate) fn run(
             cmd.args(bwrap::arguments(
                 info,
                 &writable,
+                &readable,
                 policy.network,
                 &cwd,
                 is_root,

@@ -158,6 +158,10 @@ pub struct Policy {
     /// Everything else of the host is read-only; /tmp is a private tmpfs. Missing directories
     /// are created before the run.
     pub writable: Vec<PathBuf>,
+    /// Paths bound read-only at the same place. Only needed for paths the sandbox would
+    /// otherwise hide, i.e. those under /tmp (an environment or cache kept there); the rest of
+    /// the host is visible read-only anyway. Missing paths are ignored.
+    pub readable: Vec<PathBuf>,
     pub timeout: Duration,
     /// Memory cap for the whole process tree (see [`MemoryLimit`] for how it is enforced).
     pub memory_bytes: Option<u64>,
@@ -181,6 +185,7 @@ impl Policy {
         Policy {
             network: false,
             writable: vec![worktree.into()],
+            readable: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             memory_bytes: Some(DEFAULT_MEMORY_BYTES),
             max_processes: Some(DEFAULT_MAX_PROCESSES),
@@ -196,6 +201,12 @@ impl Policy {
     /// Adds one more read-write path.
     pub fn writable(mut self, path: impl Into<PathBuf>) -> Self {
         self.writable.push(path.into());
+        self
+    }
+
+    /// Adds a path bound read-only (see [`Policy::readable`]).
+    pub fn readable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.readable.push(path.into());
         self
     }
 

@@ -167,3 +167,26 @@ fn shared_memory_is_writable() {
     );
     assert_eq!(out.output, "x\n");
 }
+
+#[test]
+fn paths_under_tmp_are_hidden_unless_bound_read_only() {
+    let Some(sb) = common::confined("paths_under_tmp_are_hidden_unless_bound_read_only") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // A cache kept under the host's /tmp, as a user's PONDER_CACHE may be.
+    let cache = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::write(cache.path().join("tool.txt"), "from the cache\n").unwrap();
+    let read = format!("cat {}/tool.txt", cache.path().display());
+    let hidden = common::sh(&sb, work.path(), &read);
+    assert!(!hidden.termination.success(), "{}", hidden.output);
+    let policy = common::policy(work.path()).readable(cache.path());
+    let shown = sb.run(&CommandSpec::shell(read.clone()).cwd(work.path()), &policy).unwrap();
+    assert_eq!(shown.output, "from the cache\n");
+    // Bound read-only: writing there still fails.
+    let write = format!("echo x > {}/new.txt", cache.path().display());
+    let out = sb.run(&CommandSpec::shell(write).cwd(work.path()), &policy).unwrap();
+    assert!(!out.termination.success());
+    assert!(!cache.path().join("new.txt").exists());
+    assert_eq!(out.termination, Termination::Exited(1));
+}
