@@ -1,1 +1,416 @@
-fn main() {}
+//! The `ponder` command line: parses arguments, builds the options of the library crates, and
+//! turns their results into terminal output and an exit code. No logic of its own lives here.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use ponder_env::EnvStore;
+use ponder_eval::{EvalOptions, PatchMode, run_eval};
+use ponder_repo::{RepoSource, RepoStore};
+use ponder_sandbox::{AllowUnconfined, Sandbox};
+use ponder_swebench::dataset::{Dataset, Selection};
+use ponder_swebench::report::InstanceOutcome;
+use ponder_swebench::specs::Specs;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "ponder",
+    version,
+    about = "Resolve software issues with self-hosted models; grade patches on SWE-bench without Docker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Grade patches on SWE-bench-style instances, as the official harness grades them.
+    Eval(EvalArgs),
+    /// Build, list or remove the cached Python environments.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Where repositories, environments and cached test runs are kept.
+    #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache())]
+    cache_dir: PathBuf,
+    /// Run without bubblewrap if it is missing (tests then have network access and can write
+    /// anywhere the user can).
+    #[arg(long)]
+    allow_unconfined: bool,
+}
+
+#[derive(Args)]
+struct SelectArgs {
+    /// SWE-bench rows, JSONL or JSON.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Environment specs per repository and version [default: python_specs.json beside the dataset].
+    #[arg(long)]
+    specs: Option<PathBuf>,
+    /// Instance ids, comma separated (may be repeated).
+    #[arg(long, value_delimiter = ',')]
+    instances: Vec<String>,
+    /// Regular expression over instance ids.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Repositories: a folder of owner__name mirrors, one git repository, pypi:NAME==VERSION, or
+    /// a clone URL template containing {repo}. Rows with their own "source" field use that.
+    #[arg(long)]
+    repos: Option<String>,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> Result<Selection> {
+        let ids = (!self.instances.is_empty()).then(|| self.instances.clone());
+        Selection::new(ids, self.filter.as_deref())
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Grade the dataset's own fixes (every instance should resolve).
+    #[arg(long, conflicts_with_all = ["empty", "predictions"])]
+    gold: bool,
+    /// Run the tests with no patch (no instance should resolve).
+    #[arg(long, conflicts_with = "predictions")]
+    empty: bool,
+    /// Predictions JSONL: {"instance_id", "model_name_or_path", "model_patch"} per line.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Run directory [default: runs/<run-id>].
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Name of the run, used for the default run directory.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Instances graded at once.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Time limit of one instance's test command, in seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+    /// Grade again instances this run directory already finished.
+    #[arg(long)]
+    redo: bool,
+    /// Grade again only the instances this run directory finished with an error.
+    #[arg(long)]
+    retry_errors: bool,
+    /// Run the tests even when an identical run is cached.
+    #[arg(long)]
+    no_cache: bool,
+    /// Keep each instance's checkout and environment layer under <run-dir>/work.
+    #[arg(long)]
+    keep: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Build the base environments the selected instances need (one per repository + version).
+    Build {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Rebuild even if built (or failed) before.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List the cached environments.
+    List {
+        #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache())]
+        cache_dir: PathBuf,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached environments by hash prefix, or all of them.
+    Rm {
+        hashes: Vec<String>,
+        #[arg(long, conflicts_with = "hashes")]
+        all: bool,
+        #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache())]
+        cache_dir: PathBuf,
+    },
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("ponder")
+}
+
+fn sandbox(common: &CommonArgs) -> Result<Sandbox> {
+    let allow = if common.allow_unconfined {
+        AllowUnconfined::Yes
+    } else {
+        AllowUnconfined::No
+    };
+    let sandbox = Sandbox::detect(allow)?;
+    if !sandbox.is_confined() {
+        eprintln!(
+            "warning: running tests without a sandbox: {}",
+            sandbox.describe()
+        );
+    }
+    Ok(sandbox)
+}
+
+/// Prints to stdout; a closed pipe (`ponder ... | head`) ends output quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval(args),
+        Command::Env { command } => env(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let mode = match (&args.predictions, args.gold, args.empty) {
+        (Some(p), _, _) => PatchMode::Predictions(p.clone()),
+        (None, true, _) => PatchMode::Gold,
+        (None, false, true) => PatchMode::Empty,
+        (None, false, false) => bail!("say what to grade: --predictions FILE, --gold or --empty"),
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "eval-{}",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        )
+        .replace(':', "")
+    });
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+    let opts = EvalOptions {
+        dataset: args.select.dataset.clone(),
+        specs: args.select.specs.clone(),
+        selection: args.select.selection()?,
+        mode,
+        repos: args
+            .select
+            .repos
+            .as_deref()
+            .map(RepoSource::parse)
+            .transpose()?,
+        run_dir: run_dir.clone(),
+        cache_dir: args.common.cache_dir.clone(),
+        workers: args.workers,
+        redo: args.redo,
+        retry_errors: args.retry_errors,
+        no_cache: args.no_cache,
+        keep: args.keep,
+        test_timeout: Duration::from_secs(args.timeout),
+        show_progress: !args.quiet,
+    };
+    let summary = run_eval(&opts, sandbox(&args.common)?)?;
+    for id in &summary.unknown_ids {
+        eprintln!("warning: {id} is not in {}", opts.dataset.display());
+    }
+    for e in &summary.prediction_errors {
+        eprintln!("warning: predictions: {e}");
+    }
+    print_summary(&summary.results);
+    let r = &summary.report;
+    out!(
+        "\n{} instances: {} resolved, {} unresolved, {} empty patch, {} error, {} without prediction",
+        r.total_instances,
+        r.resolved_instances,
+        r.unresolved_instances,
+        r.empty_patch_instances,
+        r.error_instances,
+        r.incomplete_ids.len()
+    );
+    out!("report: {}", summary.report_path.display());
+    out!("per instance: {}/<instance_id>/", run_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(results: &[ponder_eval::InstanceResult]) {
+    let mut by_repo: BTreeMap<&str, [usize; 5]> = BTreeMap::new();
+    for r in results {
+        let repo = if r.repo.is_empty() {
+            "(bad rows)"
+        } else {
+            r.repo.as_str()
+        };
+        let row = by_repo.entry(repo).or_default();
+        let slot = match r.outcome {
+            InstanceOutcome::Resolved => 0,
+            InstanceOutcome::Unresolved => 1,
+            InstanceOutcome::EmptyPatch => 2,
+            InstanceOutcome::Error => 3,
+            InstanceOutcome::Incomplete => 4,
+        };
+        row[slot] += 1;
+    }
+    out!(
+        "{:<28} {:>6} {:>9} {:>11} {:>6} {:>6}",
+        "repository",
+        "total",
+        "resolved",
+        "unresolved",
+        "empty",
+        "error"
+    );
+    for (repo, c) in by_repo {
+        let total: usize = c.iter().sum();
+        out!(
+            "{:<28} {:>6} {:>9} {:>11} {:>6} {:>6}",
+            repo,
+            total,
+            c[0],
+            c[1],
+            c[2],
+            c[3]
+        );
+    }
+}
+
+fn env(command: EnvCommand) -> Result<ExitCode> {
+    match command {
+        EnvCommand::Build {
+            select,
+            force,
+            common,
+        } => {
+            let mut dataset = Dataset::load(&select.dataset)?;
+            dataset.select(&select.selection()?);
+            let specs_path = select
+                .specs
+                .clone()
+                .unwrap_or_else(|| Specs::default_path_for(&select.dataset));
+            let specs = Specs::load(&specs_path)?;
+            let default_source = select.repos.as_deref().map(RepoSource::parse).transpose()?;
+            let repos = RepoStore::new(common.cache_dir.join("repos"));
+            let store = EnvStore::new(common.cache_dir.join("envs"), sandbox(&common)?)
+                .with_download_cache(common.cache_dir.join("downloads"));
+            let mut seen = BTreeSet::new();
+            let mut failed = 0;
+            for inst in &dataset.instances {
+                if !seen.insert((inst.repo.clone(), inst.version.clone())) {
+                    continue;
+                }
+                let label = format!("{} {}", inst.repo, inst.version);
+                let built = (|| -> Result<ponder_env::BaseEnv> {
+                    let spec = specs
+                        .get(&inst.repo, &inst.version)
+                        .with_context(|| specs.missing_reason(&inst.repo, &inst.version))?;
+                    let source = ponder_eval::runner::source_for(default_source.as_ref(), inst)?;
+                    let git_dir = repos.resolve(&source, &inst.repo)?;
+                    repos.ensure_commit(&source, &git_dir, inst.env_commit())?;
+                    let recipe = ponder_eval::recipe::recipe_for(inst, spec, &git_dir)?;
+                    let opts = ponder_env::BuildOptions {
+                        force,
+                        needed_by: Some(label.clone()),
+                        ..Default::default()
+                    };
+                    Ok(store.ensure_base(&recipe, &opts)?)
+                })();
+                match built {
+                    Ok(base) => out!(
+                        "{label:<36} ready  {} python {} {:.0}s {} MB{}",
+                        &base.hash[..12.min(base.hash.len())],
+                        base.status.python,
+                        base.status.build_secs,
+                        base.status.size_bytes / 1_000_000,
+                        if base.reused { " (cached)" } else { "" }
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        out!("{label:<36} FAILED {e:#}");
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        EnvCommand::List { cache_dir, json } => {
+            let store = EnvStore::new(
+                cache_dir.join("envs"),
+                Sandbox::detect(AllowUnconfined::Yes)?,
+            );
+            for e in store.list()? {
+                if json {
+                    out!("{}", serde_json::to_string(&e)?);
+                } else {
+                    out!(
+                        "{:<14} {:<8} python {:<8} {:>6} MB  {}",
+                        &e.hash[..12.min(e.hash.len())],
+                        e.state.to_string(),
+                        e.python.as_deref().unwrap_or("?"),
+                        e.size_bytes / 1_000_000,
+                        e.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvCommand::Rm {
+            hashes,
+            all,
+            cache_dir,
+        } => {
+            let store = EnvStore::new(
+                cache_dir.join("envs"),
+                Sandbox::detect(AllowUnconfined::Yes)?,
+            );
+            if !all && hashes.is_empty() {
+                bail!(
+                    "name environments to remove (hash prefixes from `ponder env list`), or --all"
+                );
+            }
+            let removed = if all {
+                store.remove(None)?
+            } else {
+                let mut removed = Vec::new();
+                for h in &hashes {
+                    removed.extend(store.remove(Some(h))?);
+                }
+                removed
+            };
+            out!("removed {} environment(s)", removed.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -181,11 +181,15 @@ fn paths_under_tmp_are_hidden_unless_bound_read_only() {
     let hidden = common::sh(&sb, work.path(), &read);
     assert!(!hidden.termination.success(), "{}", hidden.output);
     let policy = common::policy(work.path()).readable(cache.path());
-    let shown = sb.run(&CommandSpec::shell(read.clone()).cwd(work.path()), &policy).unwrap();
+    let shown = sb
+        .run(&CommandSpec::shell(read.clone()).cwd(work.path()), &policy)
+        .unwrap();
     assert_eq!(shown.output, "from the cache\n");
     // Bound read-only: writing there still fails.
     let write = format!("echo x > {}/new.txt", cache.path().display());
-    let out = sb.run(&CommandSpec::shell(write).cwd(work.path()), &policy).unwrap();
+    let out = sb
+        .run(&CommandSpec::shell(write).cwd(work.path()), &policy)
+        .unwrap();
     assert!(!out.termination.success());
     assert!(!cache.path().join("new.txt").exists());
     assert_eq!(out.termination, Termination::Exited(1));

@@ -1,0 +1,410 @@
+//! End-to-end tests of `ponder eval` through the real binary, on the bundled example task (a
+//! real bug fix between two PyPI releases of requests) and on variants of it made here to
+//! exercise bad input: a row missing a field, an unknown version, a patch that does not apply,
+//! a test that hangs, a test that reaches for the network, a test that writes outside its tree,
+//! and a run killed with SIGKILL and resumed.
+//!
+//! Needs bubblewrap, Python 3.9 and PyPI; each test prints `SKIPPED: ...` and returns when one
+//! is missing. The environment cache is shared by all tests (under the target directory), so the
+//! base environment is built once.
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const PONDER: &str = env!("CARGO_BIN_EXE_ponder");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cache_dir() -> PathBuf {
+    let dir = std::env::var_os("PONDER_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/ponder-test-cache"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Why the end-to-end tests cannot run here, if they cannot.
+fn missing_prerequisite() -> Option<String> {
+    if which("bwrap").is_none() {
+        return Some("bubblewrap (bwrap) is not installed; scripts/setup.sh installs it".into());
+    }
+    let out = Command::new(PONDER)
+        .args(["env", "list", "--cache-dir"])
+        .arg(cache_dir())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return Some(format!(
+            "ponder env list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    let has_39 = pyenv
+        .map(|p| p.join("versions"))
+        .and_then(|v| std::fs::read_dir(v).ok())
+        .is_some_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("3.9")))
+        })
+        || which("python3.9").is_some()
+        || std::env::var_os("PONDER_PYTHONS").is_some();
+    if !has_39 {
+        return Some("no Python 3.9 interpreter (pyenv, PATH or PONDER_PYTHONS)".into());
+    }
+    None
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+macro_rules! require_prerequisites {
+    () => {
+        if let Some(why) = missing_prerequisite() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+fn example_row() -> Value {
+    let text = std::fs::read_to_string(root().join("examples/tasks/tasks.jsonl")).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+fn write_dataset(dir: &Path, rows: &[Value]) -> PathBuf {
+    let path = dir.join("tasks.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for r in rows {
+        writeln!(f, "{r}").unwrap();
+    }
+    std::fs::copy(
+        root().join("examples/tasks/python_specs.json"),
+        dir.join("python_specs.json"),
+    )
+    .unwrap();
+    path
+}
+
+fn eval(dataset: &Path, run_dir: &Path, extra: &[&str]) -> Output {
+    Command::new(PONDER)
+        .arg("eval")
+        .arg("--dataset")
+        .arg(dataset)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn result(run_dir: &Path, id: &str) -> Value {
+    read_json(&run_dir.join(id).join("result.json"))
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "ponder failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A variant of the example whose test patch adds one probe test file; the probe's test is the
+/// only FAIL_TO_PASS test and the gold patch is kept.
+fn probe_row(id: &str, test_body: &str) -> Value {
+    let mut row = example_row();
+    let lines: Vec<&str> = test_body.lines().collect();
+    let mut patch = format!(
+        "diff --git a/tests/test_ponder_probe.py b/tests/test_ponder_probe.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_ponder_probe.py\n@@ -0,0 +1,{} @@\n",
+        lines.len()
+    );
+    for l in &lines {
+        patch.push('+');
+        patch.push_str(l);
+        patch.push('\n');
+    }
+    row["instance_id"] = json!(id);
+    row["test_patch"] = json!(patch);
+    row["FAIL_TO_PASS"] =
+        json!(serde_json::to_string(&["tests/test_ponder_probe.py::test_probe"]).unwrap());
+    row["PASS_TO_PASS"] = json!("[]");
+    row
+}
+
+#[test]
+fn gold_resolves_empty_does_not_and_rerun_is_free() {
+    require_prerequisites!();
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = root().join("examples/tasks/tasks.jsonl");
+    let id = "psf__requests-2.27.1-proxy-auth";
+
+    let gold = tmp.path().join("gold");
+    let out = eval(&dataset, &gold, &["--gold"]);
+    assert_ok(&out);
+    let report = read_json(&gold.join("report.json"));
+    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["total_instances"], 1);
+    assert_eq!(
+        report["resolved_ids"],
+        json!([id]),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = result(&gold, id);
+    assert_eq!(r["outcome"], "resolved", "{r}");
+    assert_eq!(r["apply_method"], "git_apply");
+    assert_eq!(r["resolution"], "RESOLVED_FULL");
+    let inst = read_json(&gold.join(id).join("report.json"));
+    let f2p = &inst[id]["tests_status"]["FAIL_TO_PASS"];
+    assert_eq!(f2p["success"].as_array().unwrap().len(), 2);
+    assert_eq!(f2p["failure"], json!([]));
+    assert_eq!(
+        inst[id]["tests_status"]["PASS_TO_PASS"]["success"]
+            .as_array()
+            .unwrap()
+            .len(),
+        193
+    );
+    let log = std::fs::read_to_string(gold.join(id).join("test_output.txt")).unwrap();
+    assert!(log.contains(">>>>> Start Test Output") && log.contains(">>>>> End Test Output"));
+    assert!(log.contains("PASSED tests/test_utils.py::test_prepend_scheme_if_needed"));
+    let statuses = read_json(&gold.join(id).join("test_statuses.json"));
+    assert_eq!(
+        statuses["tests/test_utils.py::test_prepend_scheme_if_needed[http://user@example.com/path?query-http://user@example.com/path?query]"],
+        "PASSED"
+    );
+
+    let empty = tmp.path().join("empty");
+    assert_ok(&eval(&dataset, &empty, &["--empty"]));
+    let r = result(&empty, id);
+    assert_eq!(r["outcome"], "unresolved", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("FAIL_TO_PASS failing"),
+        "{r}"
+    );
+    let inst = read_json(&empty.join(id).join("report.json"));
+    assert_eq!(
+        inst[id]["tests_status"]["FAIL_TO_PASS"]["failure"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Same command again: the instance is already finished and is not redone.
+    let before = std::fs::metadata(gold.join(id).join("result.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_ok(&eval(&dataset, &gold, &["--gold"]));
+    let after = std::fs::metadata(gold.join(id).join("result.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "a finished instance must not be graded again"
+    );
+    // --redo grades again, and the identical test run comes from the cache.
+    assert_ok(&eval(&dataset, &gold, &["--gold", "--redo"]));
+    let r = result(&gold, id);
+    assert_eq!(r["outcome"], "resolved");
+    assert_eq!(r["cached"], true, "{r}");
+}
+
+#[test]
+fn bad_input_gives_per_instance_reasons_and_the_rest_finishes() {
+    require_prerequisites!();
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let mut missing_field = example_row();
+    missing_field["instance_id"] = json!("bad__missing-field");
+    missing_field.as_object_mut().unwrap().remove("base_commit");
+    let mut unknown_version = example_row();
+    unknown_version["instance_id"] = json!("bad__unknown-version");
+    unknown_version["version"] = json!("9.99");
+    let mut not_applying = example_row();
+    not_applying["instance_id"] = json!("bad__patch-does-not-apply");
+    not_applying["patch"] = json!(
+        "diff --git a/requests/utils.py b/requests/utils.py\n--- a/requests/utils.py\n+++ b/requests/utils.py\n@@ -1,3 +1,3 @@\n-this line is not in the file\n+neither is this one\n context that does not exist\n"
+    );
+    let hangs = probe_row(
+        "bad__test-hangs",
+        "import time\n\ndef test_probe():\n    time.sleep(3600)\n",
+    );
+    let network = probe_row(
+        "bad__test-uses-network",
+        &format!(
+            "import socket\n\ndef test_probe():\n    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
+        ),
+    );
+    let marker = outside.join("escaped.txt");
+    let writes_outside = probe_row(
+        "bad__test-writes-outside",
+        &format!(
+            "def test_probe():\n    open({:?}, 'w').write('escaped')\n",
+            marker.display().to_string()
+        ),
+    );
+    let good = example_row();
+    let dataset = write_dataset(
+        tmp.path(),
+        &[
+            missing_field,
+            unknown_version,
+            not_applying,
+            hangs,
+            network,
+            writes_outside,
+            good,
+        ],
+    );
+    let run = tmp.path().join("run");
+    let started = Instant::now();
+    let out = eval(
+        &dataset,
+        &run,
+        &["--gold", "--timeout", "20", "--workers", "2"],
+    );
+    assert_ok(&out);
+    assert!(started.elapsed() < Duration::from_secs(600));
+
+    let r = result(&run, "bad__missing-field");
+    assert_eq!(r["outcome"], "error");
+    assert_eq!(r["failed_step"], "row");
+    assert!(r["reason"].as_str().unwrap().contains("base_commit"), "{r}");
+
+    let r = result(&run, "bad__unknown-version");
+    assert_eq!(r["failed_step"], "spec");
+    assert!(
+        r["reason"].as_str().unwrap().contains("9.99")
+            && r["reason"].as_str().unwrap().contains("2.27"),
+        "{r}"
+    );
+
+    let r = result(&run, "bad__patch-does-not-apply");
+    assert_eq!(r["outcome"], "error");
+    assert_eq!(r["failed_step"], "patch");
+    assert!(
+        run.join("bad__patch-does-not-apply/patch_apply.log")
+            .exists()
+    );
+
+    let r = result(&run, "bad__test-hangs");
+    assert_eq!(r["outcome"], "unresolved", "{r}");
+    assert_eq!(r["timed_out"], true);
+    assert!(r["reason"].as_str().unwrap().contains("time limit"), "{r}");
+
+    let r = result(&run, "bad__test-uses-network");
+    assert_eq!(
+        r["outcome"], "unresolved",
+        "the sandbox must block the connection: {r}"
+    );
+    let log = std::fs::read_to_string(run.join("bad__test-uses-network/test_output.txt")).unwrap();
+    assert!(
+        log.contains("FAILED tests/test_ponder_probe.py::test_probe"),
+        "{log}"
+    );
+
+    let r = result(&run, "bad__test-writes-outside");
+    assert_eq!(r["outcome"], "unresolved", "{r}");
+    assert!(!marker.exists(), "a test wrote outside its tree");
+
+    let r = result(&run, "psf__requests-2.27.1-proxy-auth");
+    assert_eq!(r["outcome"], "resolved", "{r}");
+
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["total_instances"], 7);
+    assert_eq!(report["resolved_instances"], 1);
+    assert_eq!(report["error_instances"], 3, "{report}");
+    assert_eq!(report["unresolved_instances"], 3, "{report}");
+    drop(listener);
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_losing_finished_instances() {
+    require_prerequisites!();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    for i in 0..3 {
+        let mut row = example_row();
+        row["instance_id"] = json!(format!("resume__copy-{i}"));
+        rows.push(row);
+    }
+    let dataset = write_dataset(tmp.path(), &rows);
+    let run = tmp.path().join("run");
+    let mut child = Command::new(PONDER)
+        .args([
+            "eval",
+            "--gold",
+            "--quiet",
+            "--workers",
+            "1",
+            "--no-cache",
+            "--dataset",
+        ])
+        .arg(&dataset)
+        .arg("--run-dir")
+        .arg(&run)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = run.join("resume__copy-0/result.json");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !first.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(first.exists(), "the first instance never finished");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let finished_before = read_json(&first);
+    let mtime = std::fs::metadata(&first).unwrap().modified().unwrap();
+    assert!(!run.join("report.json").exists() || !run.join("resume__copy-2/result.json").exists());
+
+    assert_ok(&eval(&dataset, &run, &["--gold"]));
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().modified().unwrap(),
+        mtime
+    );
+    assert_eq!(read_json(&first), finished_before);
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["resolved_instances"], 3, "{report}");
+    assert!(
+        !run.join("work").exists()
+            || std::fs::read_dir(run.join("work"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}

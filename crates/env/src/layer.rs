@@ -1,0 +1,696 @@
+//! Instance layers: a small virtual environment per work tree that sees a base environment.
+//!
+//! The layer is a fresh venv of the same interpreter whose site-packages holds one `.pth` file
+//! calling `site.addsitedir(<base site-packages>)`. Python then sees the base's packages after
+//! the layer's own, and pip (which scans `sys.path`) treats them as installed, so installing the
+//! work tree only adds the project itself. The base is never written: it is not among the
+//! sandbox's writable paths, and pip refuses to uninstall distributions outside the running
+//! environment (it shadows them in the layer instead).
+//!
+//! uv does not read `sys.path` beyond the environment's own site-packages, so it would not see
+//! the base and would reinstall every dependency into the layer. uv therefore only replaces pip
+//! for install commands that already say `--no-deps`; everything else runs with pip.
+//!
+//! Console scripts of the base (pytest, ...) start with a shebang naming the base's python,
+//! which does not see the layer; the layer gets copies whose shebang names its own python.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use ponder_sandbox::CommandSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::EnvError;
+use crate::recipe::{EnvRecipe, classify_command, simple_commands};
+use crate::run::{StepRunner, path_with};
+use crate::store::{
+    BaseEnv, DEFAULT_STEP_TIMEOUT, EnvState, EnvStore, query_site_packages, write_json_atomic,
+};
+use crate::tools::{Tool, ToolChoice};
+
+/// Name of the `.pth` file that links a layer to its base.
+pub const BASE_PTH: &str = "_ponder_base.pth";
+/// The layer's record, next to its venv.
+pub const LAYER_RECORD: &str = "ponder-layer.json";
+
+/// How to set up a layer.
+#[derive(Debug, Clone)]
+pub struct LayerOptions {
+    /// `Auto` follows the base's tool. With uv, the venv is made by uv and `--no-deps` pip
+    /// installs run through uv; with pip, everything runs as written.
+    pub tool: ToolChoice,
+    pub step_timeout: Duration,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            tool: ToolChoice::Auto,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+        }
+    }
+}
+
+/// One recipe command of a layer and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub phase: String,
+    pub command: String,
+    /// "bash", "pip" or "uv"; `None` when skipped.
+    pub ran_with: Option<String>,
+    pub skipped: Option<String>,
+    pub secs: f64,
+}
+
+/// `ponder-layer.json`: what was done to make the layer, and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub base_hash: String,
+    pub worktree: PathBuf,
+    pub python: String,
+    /// The tool that created the layer's venv.
+    pub tool: Tool,
+    pub site_packages: Vec<PathBuf>,
+    pub commands: Vec<CommandRecord>,
+    pub ok: bool,
+    pub reason: Option<String>,
+    pub venv_secs: f64,
+    pub total_secs: f64,
+    pub created_unix: u64,
+}
+
+/// A ready layer for one work tree.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub dir: PathBuf,
+    pub worktree: PathBuf,
+    pub base_hash: String,
+    pub base_bin: PathBuf,
+    pub record: LayerRecord,
+    env: BTreeMap<String, String>,
+}
+
+/// Variables that make commands use a layer: set these, and remove the unset ones when the
+/// command inherits the caller's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub set: Vec<(String, String)>,
+    pub unset: Vec<String>,
+}
+
+impl Activation {
+    /// Adds the variables to a sandbox command. The sandbox starts from a minimal environment
+    /// unless the spec inherits the caller's; then PYTHONHOME is set empty, which CPython 3
+    /// treats as unset.
+    pub fn apply(&self, spec: CommandSpec) -> CommandSpec {
+        let mut spec = spec.envs(self.set.iter().cloned());
+        if spec.inherit_env {
+            for name in &self.unset {
+                spec = spec.env(name.clone(), "");
+            }
+        }
+        spec
+    }
+
+    /// The PATH value (layer's bin first).
+    pub fn path(&self) -> Option<&str> {
+        self.set
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Layer {
+    pub fn venv(&self) -> PathBuf {
+        self.dir.join("venv")
+    }
+    pub fn bin_dir(&self) -> PathBuf {
+        self.venv().join("bin")
+    }
+    pub fn python(&self) -> PathBuf {
+        self.bin_dir().join("python")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("build.log")
+    }
+
+    /// PATH with the layer's bin first, VIRTUAL_ENV, the recipe's variables; PYTHONHOME unset.
+    pub fn activation(&self) -> Activation {
+        activation_for(&self.venv(), &self.env)
+    }
+}
+
+fn activation_for(venv: &Path, recipe_env: &BTreeMap<String, String>) -> Activation {
+    let mut set = vec![
+        ("PATH".to_string(), path_with(&venv.join("bin"))),
+        ("VIRTUAL_ENV".to_string(), venv.display().to_string()),
+    ];
+    set.extend(recipe_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Activation {
+        set,
+        unset: vec!["PYTHONHOME".to_string()],
+    }
+}
+
+impl EnvStore {
+    /// Creates (or re-creates) the layer in `layer_dir` for `worktree` on top of `base`, and
+    /// runs the recipe's `pre_install` and `install` in the work tree. `layer_dir` must be
+    /// outside the work tree and either absent, empty, or an earlier layer. Of the recipe, only
+    /// `pre_install`, `install` and `env` matter here (and `python`, which must match the base).
+    pub fn create_layer(
+        &self,
+        base: &BaseEnv,
+        recipe: &EnvRecipe,
+        worktree: &Path,
+        layer_dir: &Path,
+        opts: &LayerOptions,
+    ) -> Result<Layer, EnvError> {
+        let started = Instant::now();
+        if base.status.state != EnvState::Ready {
+            return Err(EnvError::InvalidRecipe(format!(
+                "base environment {} is {}, not ready",
+                base.hash, base.status.state
+            )));
+        }
+        let base_minor = crate::python::parse_minor(&base.status.python);
+        if !recipe.python.trim().is_empty()
+            && crate::python::parse_minor(&recipe.python) != base_minor
+        {
+            return Err(EnvError::InvalidRecipe(format!(
+                "the recipe asks for python {} but base environment {} has {}",
+                recipe.python, base.hash, base.status.python
+            )));
+        }
+        let worktree = fs::canonicalize(worktree)
+            .with_context(|| format!("work tree {} is not accessible", worktree.display()))?;
+        if !worktree.is_dir() {
+            return Err(EnvError::InvalidRecipe(format!(
+                "work tree {} is not a directory",
+                worktree.display()
+            )));
+        }
+        let layer_dir = absolute(layer_dir)?;
+        if layer_dir.starts_with(&worktree) {
+            return Err(EnvError::InvalidRecipe(format!(
+                "the layer {} is inside the work tree {}; put it outside, or test runners and \
+                 git would see it",
+                layer_dir.display(),
+                worktree.display()
+            )));
+        }
+        prepare_layer_dir(&layer_dir)?;
+        let venv = layer_dir.join("venv");
+        let python = &base.status.python_path;
+        let python_version = base.status.python.clone();
+        let minor = crate::python::parse_minor(&python_version).unwrap_or((3, 0));
+        let tool = match opts.tool {
+            ToolChoice::Auto => base.status.tool,
+            ToolChoice::Uv if minor >= crate::tools::UV_MIN_PYTHON => Tool::Uv,
+            ToolChoice::Uv => {
+                return Err(EnvError::Tool(format!(
+                    "uv cannot make layers for Python {python_version}; use pip"
+                )));
+            }
+            ToolChoice::Pip => Tool::Pip,
+        };
+
+        let toolbox = self.toolbox(opts.step_timeout);
+        let uv = match tool {
+            Tool::Uv => Some(toolbox.uv()?),
+            Tool::Pip => None,
+        };
+        let virtualenv = if uv.is_none() && minor < (3, 3) {
+            Some(toolbox.virtualenv_python()?)
+        } else {
+            None
+        };
+        let app_data = self.tools_dir().join("virtualenv/app-data");
+
+        let log_path = layer_dir.join("build.log");
+        let mut writable = vec![
+            layer_dir.clone(),
+            worktree.clone(),
+            self.pip_cache(),
+            self.uv_cache(),
+        ];
+        if virtualenv.is_some() {
+            writable.push(app_data.clone());
+        }
+        let env = self.build_env(&venv, &recipe.env);
+        let mut runner =
+            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
+                .with_readable([self.root().to_path_buf()]);
+        runner.note(&format!(
+            "layer over base {} ({} {}) for {}",
+            base.hash,
+            base.status.tool,
+            python_version,
+            worktree.display()
+        ));
+
+        let mut record = LayerRecord {
+            base_hash: base.hash.clone(),
+            worktree: worktree.clone(),
+            python: python_version.clone(),
+            tool,
+            site_packages: Vec::new(),
+            commands: Vec::new(),
+            ok: false,
+            reason: None,
+            venv_secs: 0.0,
+            total_secs: 0.0,
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let fail = |record: &mut LayerRecord, reason: String| -> EnvError {
+            record.reason = Some(reason.clone());
+            record.total_secs = started.elapsed().as_secs_f64();
+            if let Err(e) = write_json_atomic(&layer_dir.join(LAYER_RECORD), record) {
+                return e;
+            }
+            EnvError::LayerFailed {
+                dir: layer_dir.clone(),
+                reason,
+                log: log_path.clone(),
+            }
+        };
+
+        // 1. The venv itself, without pip: pip comes from the base through the .pth file.
+        let s = |p: &Path| p.display().to_string();
+        let (argv, extra): (Vec<String>, Vec<(String, String)>) = match (&uv, &virtualenv) {
+            (Some(uv), _) => (
+                vec![s(uv), "venv".into(), "--python".into(), s(python), s(&venv)],
+                vec![],
+            ),
+            (None, Some(vt)) => (
+                vec![
+                    s(vt),
+                    "-m".into(),
+                    "virtualenv".into(),
+                    "--no-periodic-update".into(),
+                    "--no-pip".into(),
+                    "--no-setuptools".into(),
+                    "--no-wheel".into(),
+                    "-p".into(),
+                    s(python),
+                    s(&venv),
+                ],
+                vec![("VIRTUALENV_OVERRIDE_APP_DATA".into(), s(&app_data))],
+            ),
+            (None, None) => (
+                vec![
+                    s(python),
+                    "-m".into(),
+                    "venv".into(),
+                    "--without-pip".into(),
+                    s(&venv),
+                ],
+                vec![],
+            ),
+        };
+        if let Err(f) = runner.run_checked("create venv", &argv, &layer_dir, &extra)? {
+            return Err(fail(&mut record, f.reason));
+        }
+        let layer_python = venv.join("bin/python");
+        match query_site_packages(&mut runner, &layer_python, &layer_dir)? {
+            Ok(paths) => record.site_packages = paths,
+            Err(reason) => return Err(fail(&mut record, reason)),
+        }
+        link_base(&record.site_packages, &base.status.site_packages)?;
+        copy_base_scripts(&base.bin_dir(), &venv.join("bin"))?;
+        record.venv_secs = started.elapsed().as_secs_f64();
+        runner.note(&format!("layer venv ready in {:.2}s", record.venv_secs));
+
+        // 2. pre_install: one script, so variables set by one line reach the next.
+        let mut script = String::from("set -euo pipefail\n");
+        let mut runnable = 0;
+        for cmd in &recipe.pre_install {
+            match classify_command(cmd) {
+                Some(skip) => {
+                    runner.note(&format!(
+                        "=== [pre_install] SKIPPED: {cmd}\n    reason: {}",
+                        skip.0
+                    ));
+                    script.push_str(&format!("# skipped: {}\n", cmd.replace('\n', " ")));
+                    record.commands.push(CommandRecord {
+                        phase: "pre_install".into(),
+                        command: cmd.clone(),
+                        ran_with: None,
+                        skipped: Some(skip.0),
+                        secs: 0.0,
+                    });
+                }
+                None => {
+                    script.push_str(cmd);
+                    script.push('\n');
+                    runnable += 1;
+                }
+            }
+        }
+        if runnable > 0 {
+            let t = Instant::now();
+            let argv = vec!["bash".to_string(), "-c".to_string(), script];
+            let result = runner.run_checked("pre_install", &argv, &worktree, &[])?;
+            for cmd in recipe
+                .pre_install
+                .iter()
+                .filter(|c| classify_command(c).is_none())
+            {
+                record.commands.push(CommandRecord {
+                    phase: "pre_install".into(),
+                    command: cmd.clone(),
+                    ran_with: Some("bash".into()),
+                    skipped: None,
+                    secs: t.elapsed().as_secs_f64() / runnable as f64,
+                });
+            }
+            if let Err(f) = result {
+                return Err(fail(&mut record, f.reason));
+            }
+        }
+
+        // 3. install.
+        if let Some(install) = recipe
+            .install
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let t = Instant::now();
+            let (argv, ran_with) = match uv
+                .as_ref()
+                .and_then(|uv| uv_install(install, uv, &layer_python))
+            {
+                Some(argv) => (argv, "uv"),
+                None => {
+                    let with = if install.contains("pip") {
+                        "pip"
+                    } else {
+                        "bash"
+                    };
+                    // Like pre_install: any failing part fails the install.
+                    let script = format!("set -euo pipefail\n{install}");
+                    (vec!["bash".to_string(), "-c".to_string(), script], with)
+                }
+            };
+            if ran_with == "pip" && uv.is_some() {
+                runner.note(
+                    "install runs with pip: uv cannot see the base's packages unless the \
+                     command says --no-deps",
+                );
+            }
+            let result = runner.run_checked("install", &argv, &worktree, &[])?;
+            record.commands.push(CommandRecord {
+                phase: "install".into(),
+                command: install.to_string(),
+                ran_with: Some(ran_with.into()),
+                skipped: None,
+                secs: t.elapsed().as_secs_f64(),
+            });
+            if let Err(f) = result {
+                return Err(fail(&mut record, f.reason));
+            }
+        }
+        record.ok = true;
+        record.total_secs = started.elapsed().as_secs_f64();
+        runner.note(&format!("layer ready in {:.2}s", record.total_secs));
+        runner.flush();
+        write_json_atomic(&layer_dir.join(LAYER_RECORD), &record)?;
+        Ok(Layer {
+            dir: layer_dir.clone(),
+            worktree,
+            base_hash: base.hash.clone(),
+            base_bin: base.bin_dir(),
+            record,
+            env: recipe.env.clone(),
+        })
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, EnvError> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(cwd.join(p))
+}
+
+/// Empties the layer folder, refusing to delete anything that is not an earlier layer.
+fn prepare_layer_dir(dir: &Path) -> Result<(), EnvError> {
+    if dir.exists() {
+        let entries: Vec<PathBuf> = fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        if !entries.is_empty() {
+            let ours = dir.join(LAYER_RECORD).exists() || dir.join("venv/pyvenv.cfg").exists();
+            if !ours {
+                return Err(EnvError::InvalidRecipe(format!(
+                    "{} exists and is not a ponder layer; choose an empty or new folder",
+                    dir.display()
+                )));
+            }
+            fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear the old layer {}", dir.display()))?;
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(())
+}
+
+/// Writes the `.pth` file that adds the base's site-packages after the layer's own.
+fn link_base(layer_site: &[PathBuf], base_site: &[PathBuf]) -> Result<(), EnvError> {
+    let target = layer_site.first().ok_or_else(|| {
+        EnvError::Other(anyhow::anyhow!("the layer venv reported no site-packages"))
+    })?;
+    let mut text = String::new();
+    for dir in base_site {
+        // A JSON string is a valid Python string literal for any path.
+        let literal = serde_json::to_string(&dir.display().to_string())
+            .context("cannot quote a site-packages path")?;
+        text.push_str(&format!("import site; site.addsitedir({literal})\n"));
+    }
+    let pth = target.join(BASE_PTH);
+    fs::create_dir_all(target).with_context(|| format!("cannot create {}", target.display()))?;
+    fs::write(&pth, text).with_context(|| format!("cannot write {}", pth.display()))?;
+    Ok(())
+}
+
+/// Gives the layer its own copy of each base console script, with the shebang pointing at the
+/// layer's python; other executables get a small wrapper that execs the base's file (a symlink
+/// would let an installer that writes through it modify the base). Existing layer files win.
+fn copy_base_scripts(base_bin: &Path, layer_bin: &Path) -> Result<(), EnvError> {
+    let base_prefix = base_bin.display().to_string();
+    let layer_prefix = layer_bin.display().to_string();
+    let entries =
+        fs::read_dir(base_bin).with_context(|| format!("cannot list {}", base_bin.display()))?;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let name_s = name.to_string_lossy();
+        let is_python =
+            name_s == "python" || name_s.starts_with("python2") || name_s.starts_with("python3");
+        if is_python
+            || name_s.starts_with("activate")
+            || name_s.starts_with("Activate")
+            || name_s == "deactivate"
+        {
+            continue;
+        }
+        let dest = layer_bin.join(&name);
+        if dest.symlink_metadata().is_ok() {
+            continue;
+        }
+        let src = entry.path();
+        if !src.is_file() {
+            continue;
+        }
+        let mut head = [0u8; 2];
+        let is_script = fs::File::open(&src)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .map(|_| &head == b"#!")
+            .unwrap_or(false);
+        let text = if is_script {
+            fs::read_to_string(&src).ok()
+        } else {
+            None
+        };
+        match text {
+            Some(text) if text.lines().take(3).any(|l| l.contains(&base_prefix)) => {
+                // Only the header names the interpreter; the body is left as it is.
+                let (head, body) = split_header(&text);
+                let new = head.replace(&base_prefix, &layer_prefix) + body;
+                fs::write(&dest, new)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                let perms = fs::metadata(&src)
+                    .with_context(|| format!("cannot stat {}", src.display()))?
+                    .permissions();
+                fs::set_permissions(&dest, perms)
+                    .with_context(|| format!("cannot set permissions on {}", dest.display()))?;
+            }
+            _ => {
+                let quoted = shlex::try_quote(&src.display().to_string())
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| format!("'{}'", src.display()));
+                let wrapper = format!("#!/bin/sh\nexec {quoted} \"$@\"\n");
+                fs::write(&dest, wrapper)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("cannot set permissions on {}", dest.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first three lines (where shebangs and pip's `exec` trampolines live) and the rest.
+fn split_header(text: &str) -> (String, &str) {
+    let mut end = 0;
+    for (n, (i, _)) in text.match_indices('\n').enumerate() {
+        end = i + 1;
+        if n == 2 {
+            break;
+        }
+    }
+    if end == 0 {
+        end = text.len();
+    }
+    (text[..end].to_string(), &text[end..])
+}
+
+/// Options of `pip install` that `uv pip install` accepts with the same meaning.
+const UV_FLAGS: &[&str] = &[
+    "-e",
+    "--editable",
+    "--no-deps",
+    "-v",
+    "-vv",
+    "--verbose",
+    "-q",
+    "--quiet",
+    "--no-build-isolation",
+    "-U",
+    "--upgrade",
+    "--pre",
+    "--reinstall",
+    "--force-reinstall",
+    "--no-cache-dir",
+];
+const UV_FLAGS_WITH_VALUE: &[&str] = &[
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+];
+
+/// `python -m pip install ARGS` as `uv pip install --python <layer python> ARGS`, when the
+/// command is a single pip install with `--no-deps` and only options uv understands.
+pub(crate) fn uv_install(command: &str, uv: &Path, python: &Path) -> Option<Vec<String>> {
+    if simple_commands(command).len() != 1 || command.contains(['$', '`', '>', '<', '(', '*', '?'])
+    {
+        return None;
+    }
+    let words = shlex::split(command)?;
+    let rest: &[String] = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["python" | "python3", "-m", "pip", "install", ..] => &words[4..],
+        ["pip" | "pip3", "install", ..] => &words[2..],
+        _ => return None,
+    };
+    if !rest.iter().any(|w| w == "--no-deps") {
+        return None;
+    }
+    let mut args = rest.iter();
+    while let Some(a) = args.next() {
+        if !a.starts_with('-') {
+            continue;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, _)) => (f, true),
+            None => (a.as_str(), false),
+        };
+        if UV_FLAGS.contains(&flag) && !inline {
+            continue;
+        }
+        if UV_FLAGS_WITH_VALUE.contains(&flag) {
+            if !inline {
+                args.next()?;
+            }
+            continue;
+        }
+        return None;
+    }
+    let mut argv = vec![
+        uv.display().to_string(),
+        "pip".to_string(),
+        "install".to_string(),
+        "--python".to_string(),
+        python.display().to_string(),
+    ];
+    argv.extend(rest.iter().cloned());
+    Some(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_no_deps_installs() {
+        let uv = Path::new("/t/uv");
+        let py = Path::new("/l/venv/bin/python");
+        let argv = uv_install("python -m pip install --no-deps -e .", uv, py).unwrap();
+        assert_eq!(
+            argv,
+            vec![
+                "/t/uv",
+                "pip",
+                "install",
+                "--python",
+                "/l/venv/bin/python",
+                "--no-deps",
+                "-e",
+                "."
+            ]
+        );
+        assert!(uv_install("python -m pip install -e .", uv, py).is_none());
+        assert!(
+            uv_install(
+                "python -m pip install --no-deps --no-use-pep517 -e .",
+                uv,
+                py
+            )
+            .is_none()
+        );
+        assert!(uv_install("python setup.py install", uv, py).is_none());
+        assert!(uv_install("python -m pip install --no-deps -e . && echo hi", uv, py).is_none());
+        assert!(uv_install("pip install --no-deps -e '.[test]'", uv, py).is_some());
+    }
+
+    #[test]
+    fn header_split_keeps_body() {
+        let (h, b) = split_header("#!/a/python\n# c\nimport x\nrest\nmore\n");
+        assert_eq!(h, "#!/a/python\n# c\nimport x\n");
+        assert_eq!(b, "rest\nmore\n");
+        let (h, b) = split_header("#!/a/python");
+        assert_eq!(h, "#!/a/python");
+        assert_eq!(b, "");
+    }
+}

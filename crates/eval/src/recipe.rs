@@ -1,0 +1,208 @@
+//! From a SWE-bench spec (`python_specs.json` entry) and the repository at the instance's
+//! environment commit to a plain [`EnvRecipe`]: what the harness's environment image holds,
+//! expressed for a virtual environment instead of conda.
+
+use anyhow::{Context, Result, bail};
+use ponder_env::{EnvRecipe, conda_to_pip};
+use ponder_repo::git::Git;
+use ponder_swebench::dataset::Instance;
+use ponder_swebench::specs::{PackageSource, RepoVersionSpec, Specs};
+use std::path::Path;
+
+/// Packages that left PyPI, with what replaces them (as the harness replaces them).
+const REPLACED_PACKAGES: &[(&str, &str)] = &[("types-pkg_resources", "types-setuptools")];
+
+/// The recipe for `instance`, reading dependency files from `git_dir` at the environment commit.
+///
+/// Dependency files are read at the environment commit, as the harness reads them, or at the
+/// base commit when the repository lacks the environment commit (the recipe notes it).
+pub fn recipe_for(
+    instance: &Instance,
+    spec: &RepoVersionSpec,
+    git_dir: &Path,
+) -> Result<EnvRecipe> {
+    let git = Git::new(git_dir);
+    let mut commit = instance.env_commit();
+    let mut fallback_note = None;
+    if !git.has_commit(commit) {
+        fallback_note = Some(format!(
+            "environment commit {commit} is not in {}; dependency files read at the base commit {} instead",
+            git_dir.display(),
+            instance.base_commit
+        ));
+        commit = &instance.base_commit;
+    }
+    let mut recipe = EnvRecipe::new(spec.python.clone());
+    recipe.notes.extend(fallback_note);
+    match spec.package_source() {
+        PackageSource::None => {}
+        PackageSource::RequirementsTxt => {
+            let (path, lines) =
+                requirements_at(&git, commit, Specs::requirements_paths(&instance.repo))?;
+            recipe
+                .notes
+                .push(format!("requirements from {path} at {commit}"));
+            recipe.requirements = lines;
+        }
+        PackageSource::EnvironmentYml => {
+            let paths = Specs::environment_yml_paths(&instance.repo);
+            let (path, text) = first_file(&git, commit, paths)?;
+            let mapping = conda_to_pip(&text)
+                .map_err(|e| anyhow::anyhow!("cannot read {path} at {commit}: {e}"))?;
+            recipe.notes.push(format!(
+                "conda environment {path} at {commit} mapped to pip"
+            ));
+            note_mapping(&mut recipe, &mapping);
+            recipe.requirements = mapping.requirements;
+        }
+        PackageSource::CondaList(list) => {
+            let mapping = conda_to_pip(list)
+                .map_err(|e| anyhow::anyhow!("cannot map conda packages {list:?}: {e}"))?;
+            note_mapping(&mut recipe, &mapping);
+            recipe.requirements = mapping.requirements;
+        }
+    }
+    recipe.packages = spec.pip_packages.clone();
+    // The harness's images keep the checkout at /testbed; here steps run in the work tree.
+    recipe.pre_install = spec.pre_install.iter().map(|c| at_work_tree(c)).collect();
+    recipe.install = spec.install.as_deref().map(at_work_tree);
+    Ok(recipe)
+}
+
+/// Rewrites the harness's checkout path `/testbed` to the step's working directory.
+fn at_work_tree(command: &str) -> String {
+    command.replace("/testbed/", "./").replace("/testbed", ".")
+}
+
+fn note_mapping(recipe: &mut EnvRecipe, mapping: &ponder_env::CondaMapping) {
+    for (name, why) in &mapping.dropped {
+        recipe
+            .notes
+            .push(format!("conda package {name} left out: {why}"));
+    }
+    if let Some(blocker) = mapping.blocker() {
+        recipe
+            .notes
+            .push(format!("environment will lack {blocker}"));
+    }
+    recipe.notes.extend(mapping.notes.iter().cloned());
+}
+
+fn first_file(git: &Git, commit: &str, paths: &[&str]) -> Result<(String, String)> {
+    for path in paths {
+        if let Ok(text) = git.run(&["show", &format!("{commit}:{path}")]) {
+            return Ok(((*path).to_owned(), text));
+        }
+    }
+    bail!(
+        "none of {} exists at {commit} in {}; the environment cannot be built",
+        paths.join(", "),
+        git.dir().display()
+    )
+}
+
+/// The requirement lines of the first existing file, with `-r` includes inlined (one level, as
+/// the harness does) and lines that install the repository itself left out.
+fn requirements_at(git: &Git, commit: &str, paths: &[&str]) -> Result<(String, Vec<String>)> {
+    let (path, text) = first_file(git, commit, paths)?;
+    let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
+    let excluded = |line: &str| {
+        let l = line.trim();
+        l.starts_with("-e .") || l.starts_with('#') || l.starts_with(".[test") || l.is_empty()
+    };
+    let mut included = Vec::new();
+    let mut own = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(file) = trimmed
+            .strip_prefix("-r")
+            .or_else(|| trimmed.strip_prefix("--requirement"))
+        {
+            let file = file.trim_start_matches('=').trim();
+            let sub = dir.join(file);
+            let sub = normalise(&sub);
+            let body = git
+                .run(&["show", &format!("{commit}:{sub}")])
+                .with_context(|| format!("{path} includes {file}, which is missing at {commit}"))?;
+            included.extend(body.lines().filter(|l| !excluded(l)).map(str::to_owned));
+        } else if !excluded(line) {
+            own.push(line.to_owned());
+        }
+    }
+    included.extend(own);
+    Ok((
+        path,
+        included.into_iter().map(|l| replace_packages(&l)).collect(),
+    ))
+}
+
+/// `a/b/../c` → `a/c`, since git paths must be normalised.
+fn normalise(path: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for comp in path.components() {
+        match comp {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    parts.join("/")
+}
+
+fn replace_packages(line: &str) -> String {
+    for (old, new) in REPLACED_PACKAGES {
+        if let Some(rest) = line.trim().strip_prefix(old)
+            && (rest.is_empty() || rest.starts_with(['<', '>', '=', '!', '~', ' ', ';']))
+        {
+            return (*new).to_owned();
+        }
+    }
+    line.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_checkout_path_becomes_the_work_tree() {
+        assert_eq!(
+            at_work_tree("QHULL_BUILD_DIR=\"/testbed/build\""),
+            "QHULL_BUILD_DIR=\"./build\""
+        );
+        assert_eq!(at_work_tree("cd /testbed && make"), "cd . && make");
+        assert_eq!(
+            at_work_tree("python -m pip install -e ."),
+            "python -m pip install -e ."
+        );
+    }
+
+    #[test]
+    fn requirements_follow_includes_and_skip_self_installs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path());
+        git.run(&["init", "-q"]).unwrap();
+        std::fs::create_dir_all(tmp.path().join("requirements")).unwrap();
+        std::fs::write(
+            tmp.path().join("requirements/dev.txt"),
+            "-r tests.txt\n-e .\n# comment\npytest==7.0\ntypes-pkg_resources==0.1\n",
+        )
+        .unwrap();
+        std::fs::write(tmp.path().join("requirements/tests.txt"), "six==1.16.0\n").unwrap();
+        git.run(&["add", "-A"]).unwrap();
+        git.run(&["commit", "-qm", "x"]).unwrap();
+        let (path, lines) =
+            requirements_at(&git, "HEAD", &["requirements.txt", "requirements/dev.txt"]).unwrap();
+        assert_eq!(path, "requirements/dev.txt");
+        assert_eq!(
+            lines,
+            vec!["six==1.16.0", "pytest==7.0", "types-setuptools"]
+        );
+        let err = requirements_at(&git, "HEAD", &["nope.txt"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope.txt"), "{err}");
+    }
+}

@@ -1,0 +1,705 @@
+//! Grading a set of instances: for each, a private checkout at the base commit, the patch under
+//! test, an environment layer, the test patch, the instance's test command in the sandbox, the
+//! log parsed and graded as the harness grades it. Instances run in parallel on a fixed number
+//! of workers; each one's files are written as soon as it ends, and a rerun resumes.
+
+use crate::cache::{CachedRun, TestRunCache, TestRunKey, sha256_hex};
+use crate::recipe::recipe_for;
+use crate::store::{InstanceResult, LOG_FILE, PATCH_FILE, REPORT_FILE, RunStore, STATUS_FILE};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use ponder_env::{BuildOptions, EnvStore, LayerOptions};
+use ponder_repo::{ApplyOutcome, Checkout, PatchApplier, RepoSource, RepoStore};
+use ponder_sandbox::{CommandSpec, Policy, Sandbox, Termination};
+use ponder_swebench::dataset::{Dataset, Instance, RowError, Selection};
+use ponder_swebench::directives::{eval_exports, test_command};
+use ponder_swebench::grading::{
+    EvalType, Expected, InstanceReport, TestsStatus, grade_instance, read_eval_log,
+};
+use ponder_swebench::logparse::LogFormat;
+use ponder_swebench::predictions::{Prediction, Predictions};
+use ponder_swebench::report::{InstanceOutcome, RunReport};
+use ponder_swebench::specs::Specs;
+use ponder_swebench::{END_TEST_OUTPUT, START_TEST_OUTPUT};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bumped when a change to how tests are run changes their logs, to retire cached runs.
+const TEST_RUN_FORMAT: u32 = 2;
+
+/// Which patch each instance is graded with.
+#[derive(Debug, Clone)]
+pub enum PatchMode {
+    /// The dataset's own fix: every instance should resolve.
+    Gold,
+    /// No patch at all, tests run anyway: no instance should resolve.
+    Empty,
+    /// A predictions file.
+    Predictions(PathBuf),
+}
+
+/// Everything one `ponder eval` needs.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub dataset: PathBuf,
+    /// `python_specs.json`; by default the one beside the dataset.
+    pub specs: Option<PathBuf>,
+    pub selection: Selection,
+    pub mode: PatchMode,
+    /// Where repositories come from, for rows that do not name their own `source`.
+    pub repos: Option<RepoSource>,
+    pub run_dir: PathBuf,
+    /// Repository clones, environments, test-run cache.
+    pub cache_dir: PathBuf,
+    pub workers: usize,
+    /// Re-grade instances a previous run of this run directory finished.
+    pub redo: bool,
+    /// Re-grade only the instances a previous run finished with an error.
+    pub retry_errors: bool,
+    /// Run the tests even when the cache has this exact run.
+    pub no_cache: bool,
+    /// Keep each instance's checkout and environment layer.
+    pub keep: bool,
+    pub test_timeout: Duration,
+    pub show_progress: bool,
+}
+
+/// What a finished `ponder eval` returns.
+#[derive(Debug)]
+pub struct EvalSummary {
+    pub report: RunReport,
+    pub report_path: PathBuf,
+    pub results: Vec<InstanceResult>,
+    /// Ids named with `--instances` that the dataset lacks.
+    pub unknown_ids: Vec<String>,
+    /// Complaints about the predictions file's records.
+    pub prediction_errors: Vec<String>,
+}
+
+/// One unit of work: an instance to grade, or a dataset row that could not be read.
+enum Job {
+    Instance(Box<Instance>),
+    BadRow(RowError),
+}
+
+struct Run<'a> {
+    opts: &'a EvalOptions,
+    specs: Specs,
+    repos: RepoStore,
+    envs: EnvStore,
+    sandbox: Sandbox,
+    cache: TestRunCache,
+    store: RunStore,
+    predictions: Option<Predictions>,
+    work_dir: PathBuf,
+}
+
+/// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
+/// per-instance problem becomes that instance's result and the run goes on.
+pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
+    let mut dataset = Dataset::load(&opts.dataset)?;
+    let unknown_ids = opts
+        .selection
+        .missing(&dataset)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    dataset.select(&opts.selection);
+    let specs_path = opts
+        .specs
+        .clone()
+        .unwrap_or_else(|| Specs::default_path_for(&opts.dataset));
+    let specs = Specs::load(&specs_path).with_context(|| {
+        format!(
+            "environment specs are needed; pass --specs (looked at {})",
+            specs_path.display()
+        )
+    })?;
+    let predictions = match &opts.mode {
+        PatchMode::Predictions(path) => Some(Predictions::load(path)?),
+        _ => None,
+    };
+    let store = RunStore::open(&opts.run_dir)?;
+    let envs = EnvStore::new(opts.cache_dir.join("envs"), sandbox.clone())
+        .with_download_cache(opts.cache_dir.join("downloads"));
+    let ctx = Run {
+        opts,
+        specs,
+        repos: RepoStore::new(opts.cache_dir.join("repos")),
+        envs,
+        sandbox,
+        cache: TestRunCache::new(opts.cache_dir.join("testruns")),
+        work_dir: opts.run_dir.join("work"),
+        store,
+        predictions,
+    };
+
+    let mut jobs: Vec<Job> = dataset.errors.into_iter().map(Job::BadRow).collect();
+    jobs.extend(
+        dataset
+            .instances
+            .into_iter()
+            .map(|i| Job::Instance(Box::new(i))),
+    );
+    let results = run_jobs(&ctx, jobs);
+
+    let submitted: Vec<String> = match &ctx.predictions {
+        Some(p) => p.by_id.keys().cloned().collect(),
+        None => results.iter().map(|r| r.instance_id.clone()).collect(),
+    };
+    let report = RunReport::build(
+        results.iter().map(|r| (r.instance_id.as_str(), r.outcome)),
+        submitted.iter().map(String::as_str),
+    );
+    let report_path = ctx.store.write_run_file(REPORT_FILE, &report)?;
+    let _ = std::fs::remove_dir(&ctx.work_dir);
+    Ok(EvalSummary {
+        report,
+        report_path,
+        results,
+        unknown_ids,
+        prediction_errors: ctx.predictions.map(|p| p.errors).unwrap_or_default(),
+    })
+}
+
+fn run_jobs(ctx: &Run, jobs: Vec<Job>) -> Vec<InstanceResult> {
+    let bar = if ctx.opts.show_progress {
+        let bar = ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<InstanceResult>> = Mutex::new(Vec::new());
+    let in_flight: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let resolved = AtomicUsize::new(0);
+    let workers = ctx.opts.workers.max(1).min(jobs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { break };
+                    let id = match job {
+                        Job::Instance(inst) => inst.instance_id.clone(),
+                        Job::BadRow(e) => e.instance_id.clone().unwrap_or(format!("row-{}", e.row)),
+                    };
+                    in_flight.lock().expect("no poisoning").push(id.clone());
+                    bar.set_message(in_flight.lock().expect("no poisoning").join(" "));
+                    let result = run_job(ctx, job);
+                    if result.outcome == InstanceOutcome::Resolved {
+                        resolved.fetch_add(1, Ordering::SeqCst);
+                    }
+                    in_flight.lock().expect("no poisoning").retain(|x| x != &id);
+                    bar.set_message(in_flight.lock().expect("no poisoning").join(" "));
+                    bar.println(status_line(&result));
+                    bar.inc(1);
+                    results.lock().expect("no poisoning").push(result);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut results = results.into_inner().expect("no poisoning");
+    results.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    results
+}
+
+fn status_line(r: &InstanceResult) -> String {
+    let what = match r.outcome {
+        InstanceOutcome::Resolved => "resolved".to_owned(),
+        InstanceOutcome::Unresolved => "unresolved".to_owned(),
+        InstanceOutcome::EmptyPatch => "empty patch".to_owned(),
+        InstanceOutcome::Incomplete => "no prediction".to_owned(),
+        InstanceOutcome::Error => format!("error at {}", r.failed_step.as_deref().unwrap_or("?")),
+    };
+    let mut line = format!("{:<40} {what}", r.instance_id);
+    if r.cached {
+        line.push_str(" (cached)");
+    }
+    if let Some(reason) = &r.reason
+        && r.outcome != InstanceOutcome::Resolved
+    {
+        let first = reason.lines().next().unwrap_or("");
+        let short: String = first.chars().take(160).collect();
+        line.push_str(&format!(": {short}"));
+    }
+    line
+}
+
+fn run_job(ctx: &Run, job: &Job) -> InstanceResult {
+    match job {
+        Job::BadRow(e) => {
+            let id = e.instance_id.clone().unwrap_or(format!("row-{}", e.row));
+            let result = InstanceResult::error(&id, "", "", "row", e.message.clone());
+            let _ = ctx.store.finish(&result);
+            result
+        }
+        Job::Instance(inst) => {
+            if !ctx.opts.redo
+                && let Some(done) = ctx.store.finished(&inst.instance_id)
+                && !(ctx.opts.retry_errors && done.outcome == InstanceOutcome::Error)
+            {
+                return done;
+            }
+            let _ = ctx.store.clear(&inst.instance_id);
+            let started = Instant::now();
+            // A panic in one instance must not take the run down with it.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(ctx, inst)));
+            let mut result = match outcome {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => InstanceResult::error(
+                    &inst.instance_id,
+                    &inst.repo,
+                    &inst.version,
+                    "internal",
+                    format!("{e:#}"),
+                ),
+                Err(_) => InstanceResult::error(
+                    &inst.instance_id,
+                    &inst.repo,
+                    &inst.version,
+                    "internal",
+                    "ponder panicked while grading this instance; please report it".to_owned(),
+                ),
+            };
+            result.total_seconds = started.elapsed().as_secs_f64();
+            if let Err(e) = ctx.store.finish(&result) {
+                result
+                    .warnings
+                    .push(format!("could not record the result: {e:#}"));
+            }
+            result
+        }
+    }
+}
+
+/// The patch this run grades for `inst`: `Ok(None)` for "run with no patch", `Err` with the
+/// outcome when there is nothing to run.
+fn patch_for<'a>(ctx: &'a Run, inst: &'a Instance) -> Result<Option<&'a str>, InstanceOutcome> {
+    match &ctx.opts.mode {
+        PatchMode::Gold => Ok(Some(inst.patch.as_str())),
+        PatchMode::Empty => Ok(None),
+        PatchMode::Predictions(_) => {
+            let by_id = &ctx.predictions.as_ref().expect("loaded").by_id;
+            match by_id.get(&inst.instance_id) {
+                None => Err(InstanceOutcome::Incomplete),
+                Some(p @ Prediction { .. }) if p.is_empty() => Err(InstanceOutcome::EmptyPatch),
+                Some(p) => Ok(p.model_patch.as_deref()),
+            }
+        }
+    }
+}
+
+fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
+    let (id, repo, version) = (&inst.instance_id, &inst.repo, &inst.version);
+    let error =
+        |step: &str, reason: String| Ok(InstanceResult::error(id, repo, version, step, reason));
+
+    let patch = match patch_for(ctx, inst) {
+        Ok(p) => p,
+        Err(outcome) => return Ok(InstanceResult::new(id, repo, version, outcome)),
+    };
+    ctx.store
+        .write(id, PATCH_FILE, patch.unwrap_or("").as_bytes())?;
+
+    let Some(spec) = ctx.specs.get(repo, version) else {
+        return error("spec", ctx.specs.missing_reason(repo, version));
+    };
+    let format_name = inst.log_parser.clone().unwrap_or_else(|| repo.clone());
+    let format = match format_name
+        .parse::<LogFormat>()
+        .ok()
+        .or_else(|| LogFormat::for_repo(repo))
+    {
+        Some(f) => f,
+        None => {
+            return error(
+                "spec",
+                format!(
+                    "no log parser for {format_name:?}; set the row's log_parser to one of the harness's parse_log_* names"
+                ),
+            );
+        }
+    };
+    let Some(command) = test_command(inst, Some(spec)) else {
+        return error(
+            "spec",
+            "no test command: the row has no eval_script and the spec no test_cmd".into(),
+        );
+    };
+    let (exports, skipped_eval) = eval_exports(spec);
+    let mut warnings: Vec<String> = skipped_eval
+        .iter()
+        .map(|c| format!("not run (needs root on the host): {c}"))
+        .collect();
+
+    let source = match source_for(ctx.opts.repos.as_ref(), inst) {
+        Ok(s) => s,
+        Err(e) => return error("repository", format!("{e:#}")),
+    };
+    let git_dir = match ctx.repos.resolve(&source, repo) {
+        Ok(d) => d,
+        Err(e) => return error("repository", format!("{e:#}")),
+    };
+    if let Err(e) = ctx
+        .repos
+        .ensure_commit(&source, &git_dir, &inst.base_commit)
+    {
+        return error("repository", format!("{e:#}"));
+    }
+    // The environment commit only supplies dependency files; a clone may fetch it, a mirror
+    // that lacks it falls back to the base commit (noted in the recipe).
+    let _ = ctx
+        .repos
+        .ensure_commit(&source, &git_dir, inst.env_commit());
+    let recipe = match recipe_for(inst, spec, &git_dir) {
+        Ok(r) => r,
+        Err(e) => return error("environment", format!("{e:#}")),
+    };
+    warnings.extend(
+        recipe
+            .notes
+            .iter()
+            .filter(|n| n.contains("instead") || n.contains("lack"))
+            .cloned(),
+    );
+    let build = BuildOptions {
+        needed_by: Some(id.clone()),
+        ..BuildOptions::default()
+    };
+    let base = match ctx.envs.ensure_base(&recipe, &build) {
+        Ok(b) => b,
+        Err(e) => return error("environment", e.to_string()),
+    };
+
+    // A run killed midway leaves this instance's checkout and layer behind; clear them whether
+    // or not the tests will run again.
+    let (tree, layer_dir) = work_paths(ctx, id);
+    for leftover in [&tree, &layer_dir] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover).with_context(|| {
+                format!("cannot clear {} left by an earlier run", leftover.display())
+            })?;
+        }
+    }
+    let key_patch = sha256_hex(patch.unwrap_or(""));
+    let setup = format!("{:?}|{:?}", recipe.pre_install, recipe.install);
+    let env_key = format!("{}:{}", base.hash, sha256_hex(&setup));
+    let key = TestRunKey {
+        format: TEST_RUN_FORMAT,
+        env_hash: &env_key,
+        base_commit: &inst.base_commit,
+        patch_sha256: key_patch,
+        test_patch_sha256: sha256_hex(&inst.test_patch),
+        test_command: &command,
+        test_env: &exports,
+    };
+    let mut result = InstanceResult::new(id, repo, version, InstanceOutcome::Unresolved);
+    result.env_hash = Some(base.hash.clone());
+
+    let run = match (!ctx.opts.no_cache).then(|| ctx.cache.get(&key)).flatten() {
+        Some(hit) => {
+            result.cached = true;
+            result.apply_method = hit.apply_method.clone();
+            result.setup_seconds = hit.setup_seconds;
+            hit
+        }
+        None => {
+            let fresh = match run_tests(
+                ctx,
+                inst,
+                &git_dir,
+                patch,
+                &recipe,
+                &base,
+                &command,
+                &exports,
+                &mut result,
+            )? {
+                Ok(run) => run,
+                Err(failed) => return Ok(failed),
+            };
+            if let Err(e) = ctx.cache.put(&key, &fresh) {
+                warnings.push(format!("test run not cached: {e:#}"));
+            }
+            fresh
+        }
+    };
+    result.timed_out = run.timed_out;
+    result.test_seconds = run.test_seconds;
+    ctx.store.write(id, LOG_FILE, run.log.as_bytes())?;
+
+    let statuses = read_eval_log(&run.log, format);
+    match &statuses {
+        Ok(map) => ctx.store.write_json(id, STATUS_FILE, map)?,
+        Err(problem) => ctx.store.write_json(
+            id,
+            STATUS_FILE,
+            &serde_json::json!({ "unusable_log": problem.to_string() }),
+        )?,
+    }
+    let eval_type = match inst.extra.get("eval_type").and_then(|v| v.as_str()) {
+        Some("fail_only") => EvalType::FailOnly,
+        _ => EvalType::PassAndFail,
+    };
+    // With --empty the tests still ran, so the log is graded as if an empty patch had been
+    // submitted (the harness would not run them at all).
+    let report: InstanceReport = grade_instance(
+        Some(patch.unwrap_or("")),
+        &run.log,
+        Expected {
+            fail_to_pass: &inst.fail_to_pass,
+            pass_to_pass: &inst.pass_to_pass,
+            format,
+            eval_type,
+        },
+    );
+    let mut harness_report = BTreeMap::new();
+    harness_report.insert(id.clone(), &report);
+    ctx.store.write_json(id, REPORT_FILE, &harness_report)?;
+    result.resolution = report
+        .tests_status
+        .as_ref()
+        .map(|t| t.resolution().as_str().to_owned());
+    if report.resolved {
+        result.outcome = InstanceOutcome::Resolved;
+    } else {
+        let mut reason = match (&statuses, &report.tests_status) {
+            (Err(problem), _) => problem.to_string(),
+            (Ok(_), Some(tests)) => failing_tests(tests),
+            (Ok(_), None) => "not graded".to_owned(),
+        };
+        if run.timed_out {
+            reason = format!(
+                "tests hit the {}s time limit (raise --timeout); {reason}",
+                ctx.opts.test_timeout.as_secs()
+            );
+        }
+        result.reason = Some(reason);
+    }
+    result.warnings.extend(warnings);
+    Ok(result)
+}
+
+/// Checkout, patch, environment layer, test patch, tests. The outer `Result` is for ponder's
+/// own failures; the inner `Err` is an instance that ended in error with its result filled in.
+#[allow(clippy::too_many_arguments)]
+fn run_tests(
+    ctx: &Run,
+    inst: &Instance,
+    git_dir: &Path,
+    patch: Option<&str>,
+    recipe: &ponder_env::EnvRecipe,
+    base: &ponder_env::BaseEnv,
+    command: &str,
+    exports: &[(String, String)],
+    result: &mut InstanceResult,
+) -> Result<Result<CachedRun, InstanceResult>> {
+    let (id, repo, version) = (&inst.instance_id, &inst.repo, &inst.version);
+    let fail = |step: &str, reason: String| {
+        let mut r = InstanceResult::error(id, repo, version, step, reason);
+        r.env_hash = result.env_hash.clone();
+        Ok(Err(r))
+    };
+    let (tree, layer_dir) = work_paths(ctx, id);
+    let checkout = match Checkout::create(git_dir, &inst.base_commit, &tree) {
+        Ok(c) => c,
+        Err(e) => return fail("repository", format!("{e:#}")),
+    };
+    let cleanup = Cleanup {
+        paths: vec![tree.clone(), layer_dir.clone()],
+        keep: ctx.opts.keep,
+    };
+    if !checkout.missing_files.is_empty() {
+        result.warnings.push(format!(
+            "the repository snapshot lacks {} file(s), left out of the checkout: {}",
+            checkout.missing_files.len(),
+            checkout.missing_files.join(", ")
+        ));
+    }
+    if let Some(patch) = patch {
+        match PatchApplier::new(checkout.dir()).apply(patch)? {
+            ApplyOutcome::Applied { method, .. } => {
+                result.apply_method = Some(
+                    serde_json::to_value(method)?
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+            }
+            ApplyOutcome::Empty => {}
+            ApplyOutcome::Failed { reason, log } => {
+                ctx.store.write(id, "patch_apply.log", log.as_bytes())?;
+                return fail("patch", format!("{reason}; see patch_apply.log"));
+            }
+        }
+    }
+    let setup_started = Instant::now();
+    let layer = match ctx.envs.create_layer(
+        base,
+        recipe,
+        checkout.dir(),
+        &layer_dir,
+        &LayerOptions::default(),
+    ) {
+        Ok(l) => l,
+        Err(e) => return fail("environment", e.to_string()),
+    };
+    result.setup_seconds = setup_started.elapsed().as_secs_f64();
+    for c in &layer.record.commands {
+        if let Some(why) = &c.skipped {
+            result
+                .warnings
+                .push(format!("not run: {} ({why})", c.command));
+        }
+    }
+    let test_patch = ponder_repo::git::Git::new(checkout.dir()).output(
+        &["apply", "--verbose", "-"],
+        Some(ensure_newline(&inst.test_patch).as_bytes()),
+    )?;
+    if !test_patch.status.success() {
+        return fail(
+            "test_patch",
+            format!(
+                "the test patch does not apply: {}",
+                String::from_utf8_lossy(&test_patch.stderr).trim()
+            ),
+        );
+    }
+    let spec = layer
+        .activation()
+        .apply(CommandSpec::shell(command).cwd(checkout.dir()))
+        .envs(exports.iter().cloned());
+    // The cache holds the base environment the layer points into; it may live under /tmp,
+    // which the sandbox would otherwise hide.
+    let policy = Policy::tests(checkout.dir())
+        .readable(ctx.opts.cache_dir.clone())
+        .writable(layer_dir.clone())
+        .timeout(ctx.opts.test_timeout);
+    let outcome = ctx.sandbox.run(&spec, &policy)?;
+    let timed_out = outcome.termination == Termination::TimedOut;
+    let mut log = format!("+ {command}\n{START_TEST_OUTPUT}\n{}", outcome.output);
+    if !log.ends_with('\n') {
+        log.push('\n');
+    }
+    if outcome.dropped_bytes > 0 {
+        log.push_str(&format!(
+            "[ponder: {} bytes of output dropped at the cap]\n",
+            outcome.dropped_bytes
+        ));
+    }
+    if timed_out {
+        log.push_str(&format!(
+            "[ponder: test command killed at the {}s time limit]\n",
+            ctx.opts.test_timeout.as_secs()
+        ));
+    }
+    log.push_str(END_TEST_OUTPUT);
+    log.push('\n');
+    drop(cleanup);
+    Ok(Ok(CachedRun {
+        log,
+        timed_out,
+        exit_code: match outcome.termination {
+            Termination::Exited(code) => Some(code),
+            _ => None,
+        },
+        test_seconds: outcome.elapsed.as_secs_f64(),
+        apply_method: result.apply_method.clone(),
+        setup_seconds: result.setup_seconds,
+    }))
+}
+
+/// "FAIL_TO_PASS failing: a, b (+3 more); PASS_TO_PASS failing: c".
+fn failing_tests(tests: &TestsStatus) -> String {
+    let list = |ids: &[String]| {
+        let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+        let more = ids.len().saturating_sub(3);
+        if more > 0 {
+            format!("{} (+{more} more)", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let mut parts = Vec::new();
+    if !tests.fail_to_pass.failure.is_empty() {
+        parts.push(format!(
+            "FAIL_TO_PASS failing: {}",
+            list(&tests.fail_to_pass.failure)
+        ));
+    }
+    if !tests.pass_to_pass.failure.is_empty() {
+        parts.push(format!(
+            "PASS_TO_PASS failing: {}",
+            list(&tests.pass_to_pass.failure)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// A row's own `source` (e.g. `pypi:requests==2.27.0`) wins over the run's `--repos`.
+pub fn source_for(default: Option<&RepoSource>, inst: &Instance) -> Result<RepoSource> {
+    if let Some(source) = inst.extra.get("source").and_then(|v| v.as_str()) {
+        return RepoSource::parse(source).with_context(|| format!("the row's source {source:?}"));
+    }
+    default.cloned().with_context(|| {
+        format!(
+            "no repository for {}: pass --repos (a folder of owner__name mirrors, a repository, \
+             pypi:NAME==VERSION or a clone URL template), or give the row a \"source\"",
+            inst.repo
+        )
+    })
+}
+
+/// Where an instance's checkout and environment layer live during the run.
+fn work_paths(ctx: &Run, id: &str) -> (PathBuf, PathBuf) {
+    let slug = id.replace(['/', '\\'], "__");
+    (
+        ctx.work_dir.join(&slug),
+        ctx.work_dir.join(format!("{slug}.env")),
+    )
+}
+
+fn ensure_newline(text: &str) -> String {
+    let mut s = text.to_owned();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// Removes an instance's checkout and layer when it goes out of scope, unless `--keep`.
+struct Cleanup {
+    paths: Vec<PathBuf>,
+    keep: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for p in &self.paths {
+            let _ = remove_tree(p);
+        }
+    }
+}
+
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what ponder needs on a fresh Debian/Ubuntu machine and builds it.
+#   - bubblewrap: the sandbox for test commands (from the distribution's packages)
+#   - git and patch: checkouts and the harness's patch fallbacks
+#   - a Rust toolchain is expected (cargo on PATH)
+# Python interpreters are discovered (pyenv folders, PATH, PONDER_PYTHONS); uv is installed by
+# ponder itself from PyPI into its cache on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v patch >/dev/null 2>&1 || need+=(patch)
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
