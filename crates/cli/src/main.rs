@@ -101,6 +101,10 @@ struct EvalArgs {
     /// Time limit of one instance's test command, in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// Let test commands use the network, as the harness's containers can (off by default:
+    /// tests that need it then fail, and say so in their logs).
+    #[arg(long)]
+    network: bool,
     /// Grade again instances this run directory already finished.
     #[arg(long)]
     redo: bool,
@@ -238,6 +242,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         no_cache: args.no_cache,
         keep: args.keep,
         test_timeout: Duration::from_secs(args.timeout),
+        test_network: args.network,
         show_progress: !args.quiet,
     };
     let summary = run_eval(&opts, sandbox(&args.common)?)?;

@@ -168,8 +168,9 @@ fn gold_resolves_empty_does_not_and_rerun_is_free() {
     assert_eq!(
         report["resolved_ids"],
         json!([id]),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(gold.join(id).join("result.json")).unwrap_or_default()
     );
     let r = result(&gold, id);
     assert_eq!(r["outcome"], "resolved", "{r}");

@@ -20,6 +20,8 @@ pub struct TestRunKey<'a> {
     pub test_patch_sha256: String,
     pub test_command: &'a str,
     pub test_env: &'a [(String, String)],
+    /// Whether the tests could reach the network.
+    pub network: bool,
 }
 
 impl TestRunKey<'_> {
@@ -92,6 +94,7 @@ mod tests {
             test_patch_sha256: sha256_hex("tests"),
             test_command: "pytest -rA",
             test_env: &env,
+            network: false,
         };
         let run = CachedRun {
             log: "log".into(),

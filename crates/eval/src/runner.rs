@@ -64,6 +64,9 @@ pub struct EvalOptions {
     /// Keep each instance's checkout and environment layer.
     pub keep: bool,
     pub test_timeout: Duration,
+    /// Let test commands reach the network (the harness's containers can; ponder's sandbox
+    /// does not by default).
+    pub test_network: bool,
     pub show_progress: bool,
 }
 
@@ -100,6 +103,12 @@ struct Run<'a> {
 /// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
 /// per-instance problem becomes that instance's result and the run goes on.
 pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
+    // Paths are handed to the sandbox, which binds canonical paths only: resolve `..` and
+    // symlinks once here.
+    let mut opts = opts.clone();
+    opts.cache_dir = canonical_dir(&opts.cache_dir)?;
+    opts.run_dir = canonical_dir(&opts.run_dir)?;
+    let opts = &opts;
     let mut dataset = Dataset::load(&opts.dataset)?;
     let unknown_ids = opts
         .selection
@@ -404,6 +413,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         test_patch_sha256: sha256_hex(&inst.test_patch),
         test_command: &command,
         test_env: &exports,
+        network: ctx.opts.test_network,
     };
     let mut result = InstanceResult::new(id, repo, version, InstanceOutcome::Unresolved);
     result.env_hash = Some(base.hash.clone());
@@ -586,7 +596,8 @@ fn run_tests(
     let policy = Policy::tests(checkout.dir())
         .readable(ctx.opts.cache_dir.clone())
         .writable(layer_dir.clone())
-        .timeout(ctx.opts.test_timeout);
+        .timeout(ctx.opts.test_timeout)
+        .network(ctx.opts.test_network);
     let outcome = ctx.sandbox.run(&spec, &policy)?;
     let timed_out = outcome.termination == Termination::TimedOut;
     let mut log = format!("+ {command}\n{START_TEST_OUTPUT}\n{}", outcome.output);
@@ -660,6 +671,12 @@ pub fn source_for(default: Option<&RepoSource>, inst: &Instance) -> Result<RepoS
             inst.repo
         )
     })
+}
+
+/// Creates `dir` if needed and returns its canonical path.
+pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
 /// Where an instance's checkout and environment layer live during the run.

@@ -279,7 +279,10 @@ fn resolve_cwd(cwd: &Path) -> Result<PathBuf, SandboxError> {
             cwd.display()
         )));
     }
-    Ok(cwd)
+    // Binds are made at canonical paths, so a spelling with `..` or symlinks (whose
+    // intermediate folders may not exist inside, e.g. under the private /tmp) must be resolved.
+    std::fs::canonicalize(&cwd)
+        .map_err(|e| SandboxError::io(format!("resolving working directory {}", cwd.display()), e))
 }
 
 /// Creates missing writable directories and resolves symlinks, so each is bound at its real

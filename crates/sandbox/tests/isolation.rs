@@ -194,3 +194,27 @@ fn paths_under_tmp_are_hidden_unless_bound_read_only() {
     assert!(!cache.path().join("new.txt").exists());
     assert_eq!(out.termination, Termination::Exited(1));
 }
+
+#[test]
+fn a_working_directory_spelled_with_dotdot_under_tmp_works() {
+    let Some(sb) = common::confined("a_working_directory_spelled_with_dotdot_under_tmp_works")
+    else {
+        return;
+    };
+    // /tmp/X/b exists on the host only; inside, just /tmp/X/a is bound. The spelling
+    // /tmp/X/b/../a must still reach it.
+    let outer = tempfile::tempdir_in("/tmp").unwrap();
+    let work = outer.path().join("a");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(outer.path().join("b")).unwrap();
+    let spelled = outer.path().join("b/../a");
+    let policy = common::policy(&spelled);
+    let out = sb
+        .run(
+            &CommandSpec::shell("echo ok > here.txt && pwd").cwd(&spelled),
+            &policy,
+        )
+        .unwrap();
+    assert_eq!(out.termination, Termination::Exited(0), "{}", out.output);
+    assert!(work.join("here.txt").exists());
+}
