@@ -18,4 +18,14 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The benchmark's specs export LANG=en_US.UTF-8; generate that locale when it is missing.
+if ! locale -a 2>/dev/null | grep -qi '^en_US\.utf-\?8$'; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  if ! command -v locale-gen >/dev/null 2>&1; then
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq locales >/dev/null
+  fi
+  $sudo sed -i '/en_US.UTF-8/s/^# //g' /etc/locale.gen && $sudo locale-gen >/dev/null \
+    || echo "setup: could not generate en_US.UTF-8; ponder will use C.UTF-8" >&2
+fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -13,6 +13,11 @@
 //!
 //! Console scripts of the base (pytest, ...) start with a shebang naming the base's python,
 //! which does not see the layer; the layer gets copies whose shebang names its own python.
+//!
+//! A Python 3 layer's `bin/python` points at a copy of the interpreter in a stand-in prefix
+//! beside the venv ([`crate::standin`]), so that a symlink to it made elsewhere (tox
+//! `--current-env` makes `.tox/<env>/bin/python`) still runs as the layer, as a conda
+//! environment's interpreter would.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::EnvError;
 use crate::recipe::{EnvRecipe, classify_command, simple_commands};
 use crate::run::{StepRunner, path_with};
+use crate::standin;
 use crate::store::{
     BaseEnv, DEFAULT_STEP_TIMEOUT, EnvState, EnvStore, query_site_packages, write_json_atomic,
 };
@@ -76,6 +82,11 @@ pub struct LayerRecord {
     /// The tool that created the layer's venv.
     pub tool: Tool,
     pub site_packages: Vec<PathBuf>,
+    /// The stand-in prefix that lets the interpreter be started through a symlink elsewhere
+    /// (see [`crate::standin`]); `None` for Python 2 layers, which need none, or when it could
+    /// not be made (the build log says why).
+    #[serde(default)]
+    pub standin: Option<PathBuf>,
     pub commands: Vec<CommandRecord>,
     pub ok: bool,
     pub reason: Option<String>,
@@ -242,10 +253,10 @@ impl EnvStore {
         if virtualenv.is_some() {
             writable.push(app_data.clone());
         }
-        let env = self.build_env(&venv, &recipe.env);
+        let env = self.build_env(&venv, minor, &recipe.env);
         let mut runner =
             StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
-                .with_readable([self.root().to_path_buf()]);
+                .with_readable(self.readable_paths());
         runner.note(&format!(
             "layer over base {} ({} {}) for {}",
             base.hash,
@@ -260,6 +271,7 @@ impl EnvStore {
             python: python_version.clone(),
             tool,
             site_packages: Vec::new(),
+            standin: None,
             commands: Vec::new(),
             ok: false,
             reason: None,
@@ -326,6 +338,15 @@ impl EnvStore {
         }
         link_base(&record.site_packages, &base.status.site_packages)?;
         copy_base_scripts(&base.bin_dir(), &venv.join("bin"))?;
+        if virtualenv.is_none() {
+            record.standin = add_standin(
+                &mut runner,
+                &layer_dir,
+                &venv,
+                &layer_python,
+                &record.site_packages,
+            )?;
+        }
         record.venv_secs = started.elapsed().as_secs_f64();
         runner.note(&format!("layer venv ready in {:.2}s", record.venv_secs));
 
@@ -433,6 +454,76 @@ impl EnvStore {
             env: recipe.env.clone(),
         })
     }
+}
+
+/// Gives a Python 3 layer its stand-in prefix and checks that its interpreter starts as the
+/// layer both directly and through a symlink in another folder. Any problem keeps the plain
+/// venv (which works except through such symlinks), with the reason in the log.
+fn add_standin(
+    runner: &mut StepRunner<'_>,
+    layer_dir: &Path,
+    venv: &Path,
+    python: &Path,
+    site_dirs: &[PathBuf],
+) -> Result<Option<PathBuf>, EnvError> {
+    let facts = match standin::query(runner, python, layer_dir)? {
+        Ok(facts) => facts,
+        Err(reason) => {
+            runner.note(&format!("no stand-in prefix: {reason}"));
+            return Ok(None);
+        }
+    };
+    let installed = match standin::install(layer_dir, venv, &facts, site_dirs)? {
+        Ok(installed) => installed,
+        Err(reason) => {
+            runner.note(&format!("no stand-in prefix: {reason}"));
+            return Ok(None);
+        }
+    };
+    let probe_bin = layer_dir.join(".ponder-probe/bin");
+    fs::create_dir_all(&probe_bin)
+        .with_context(|| format!("cannot create {}", probe_bin.display()))?;
+    let probe = probe_bin.join("python");
+    std::os::unix::fs::symlink(python, &probe)
+        .with_context(|| format!("cannot create {}", probe.display()))?;
+    const PREFIX: &str = "import sys; sys.stdout.write('@@' + sys.prefix + '\\n')";
+    let want = fs::canonicalize(venv).ok();
+    let mut problem = None;
+    for (label, exe) in [
+        ("check interpreter", python),
+        ("check symlinked interpreter", &probe),
+    ] {
+        let argv = vec![exe.display().to_string(), "-c".into(), PREFIX.into()];
+        let out = runner.run(label, &argv, layer_dir, &[])?;
+        let got = out
+            .output
+            .lines()
+            .find_map(|l| l.strip_prefix("@@"))
+            .and_then(|p| fs::canonicalize(p.trim()).ok());
+        if !out.termination.success() || got.is_none() || got != want {
+            problem = Some(format!(
+                "{label}: expected sys.prefix {}, got {}",
+                venv.display(),
+                crate::run::error_excerpt(&out.output)
+            ));
+            break;
+        }
+    }
+    let probe_root = layer_dir.join(".ponder-probe");
+    fs::remove_dir_all(&probe_root)
+        .with_context(|| format!("cannot remove {}", probe_root.display()))?;
+    if let Some(reason) = problem {
+        runner.note(&format!(
+            "no stand-in prefix: {reason}; the layer keeps its plain venv"
+        ));
+        standin::undo(installed)?;
+        return Ok(None);
+    }
+    runner.note(&format!(
+        "stand-in prefix {} (the interpreter also works through symlinks elsewhere)",
+        installed.prefix.display()
+    ));
+    Ok(Some(installed.prefix))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, EnvError> {

@@ -4,8 +4,10 @@
 //! Owns: finding CPython interpreters ([`python`]), the private build tools (uv from PyPI, pip as
 //! the fallback; [`tools`]), the plain build recipe and its best-effort detection ([`recipe`]),
 //! mapping conda package lists to pip ([`conda`]), the content-addressed store of base
-//! environments with locking, status and build logs ([`store`]), and instance layers
-//! ([`layer`]). Every command that installs packages or runs a repository's setup code goes
+//! environments with locking, status and build logs ([`store`]; requirements the registry
+//! cannot provide are dropped and recorded, see [`DroppedRequirement`]), and instance layers
+//! ([`layer`], with a stand-in prefix so their interpreter also works through symlinks made
+//! elsewhere, see [`standin`]). Every command that installs packages or runs a repository's setup code goes
 //! through [`ponder_sandbox::Sandbox::run`] with the network on and only the environment being
 //! built, the work tree and the download caches writable.
 //!
@@ -25,8 +27,10 @@ pub mod layer;
 pub mod python;
 pub mod recipe;
 mod run;
+pub mod standin;
 pub mod store;
 pub mod tools;
+mod unavailable;
 
 use std::path::PathBuf;
 
@@ -35,7 +39,8 @@ pub use layer::{Activation, CommandRecord, Layer, LayerOptions, LayerRecord};
 pub use python::{DiscoveryConfig, Interpreter, Interpreters};
 pub use recipe::{EnvRecipe, SkipReason, classify_command};
 pub use store::{
-    BaseEnv, BasePlan, BuildOptions, EnvState, EnvStatus, EnvStore, EnvSummary, disk_usage,
+    BaseEnv, BasePlan, BuildOptions, DroppedRequirement, EnvState, EnvStatus, EnvStore, EnvSummary,
+    MAX_DROPPED_REQUIREMENTS, disk_usage,
 };
 pub use tools::{Tool, ToolChoice};
 

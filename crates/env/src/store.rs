@@ -30,12 +30,17 @@ use sha2::{Digest, Sha256};
 
 use crate::EnvError;
 use crate::python::{Interpreter, Interpreters};
-use crate::recipe::{BaseKey, EnvRecipe};
+use crate::recipe::{BaseKey, EnvRecipe, requirement_name};
 use crate::run::{StepRunner, host_installer_env, path_with};
 use crate::tools::{Tool, ToolBox, ToolChoice};
+use crate::unavailable::unavailable_requirements;
 
 /// Bumped whenever the way a base environment is built changes, so old builds are not reused.
-pub const RECIPE_FORMAT: u32 = 1;
+/// 2: bytecode compiled at install time (as pip does), unavailable requirements dropped.
+pub const RECIPE_FORMAT: u32 = 2;
+
+/// How many requirement lines a build may drop as unavailable before it gives up.
+pub const MAX_DROPPED_REQUIREMENTS: usize = 20;
 
 /// Default time allowed for one build step.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(40 * 60);
@@ -50,6 +55,9 @@ pub struct BuildOptions {
     pub step_timeout: Duration,
     /// Who needs this environment, for error messages ("django/django 3.0").
     pub needed_by: Option<String>,
+    /// How many unavailable requirement lines the build may drop before it fails (0: none).
+    /// A limit, not part of the environment's identity.
+    pub max_dropped: usize,
 }
 
 impl Default for BuildOptions {
@@ -59,6 +67,7 @@ impl Default for BuildOptions {
             force: false,
             step_timeout: DEFAULT_STEP_TIMEOUT,
             needed_by: None,
+            max_dropped: MAX_DROPPED_REQUIREMENTS,
         }
     }
 }
@@ -73,6 +82,9 @@ pub enum EnvState {
     /// Listing only: a folder whose build stopped without finishing (no status, or `building`
     /// while nobody builds it).
     Interrupted,
+    /// Listing only: built by a ponder with another [`RECIPE_FORMAT`]; never reused, so only
+    /// taking space until removed.
+    Outdated,
 }
 
 impl std::fmt::Display for EnvState {
@@ -82,8 +94,19 @@ impl std::fmt::Display for EnvState {
             EnvState::Ready => "ready",
             EnvState::Failed => "failed",
             EnvState::Interrupted => "interrupted",
+            EnvState::Outdated => "outdated",
         })
     }
+}
+
+/// A requirement line left out of a base environment because the installer said no version of
+/// it can be installed here (not on the registry, no such version, none for this Python).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedRequirement {
+    /// The line as the recipe gave it.
+    pub requirement: String,
+    /// What the installer said about it.
+    pub reason: String,
 }
 
 /// `status.json` of one base environment.
@@ -113,6 +136,10 @@ pub struct EnvStatus {
     #[serde(default)]
     pub pip: Option<String>,
     pub env: BTreeMap<String, String>,
+    /// Requirement lines the build left out because they cannot be installed here; the rest
+    /// of `requirements` is installed. Never holds an entry of `packages`.
+    #[serde(default)]
+    pub dropped: Vec<DroppedRequirement>,
     /// Process that wrote the status (for diagnosing interrupted builds).
     pub pid: u32,
 }
@@ -163,7 +190,10 @@ pub struct EnvSummary {
     pub size_bytes: u64,
     pub created_unix: Option<u64>,
     pub build_secs: Option<f64>,
+    /// Why the build failed; for a ready one that dropped requirements, which ones.
     pub reason: Option<String>,
+    /// Requirement lines left out as unavailable (see [`EnvStatus::dropped`]).
+    pub dropped: Vec<DroppedRequirement>,
     pub dir: PathBuf,
 }
 
@@ -237,6 +267,17 @@ impl EnvStore {
     pub(crate) fn tools_dir(&self) -> &Path {
         &self.tools_dir
     }
+    /// What every build step must see even if it lives under /tmp (which the sandbox replaces
+    /// with a private one): the store, the tools and the download caches.
+    pub(crate) fn readable_paths(&self) -> Vec<PathBuf> {
+        vec![
+            self.root().to_path_buf(),
+            self.tools_dir().to_path_buf(),
+            self.pip_cache(),
+            self.uv_cache(),
+        ]
+    }
+
     pub(crate) fn pip_cache(&self) -> PathBuf {
         self.download_cache.join("pip")
     }
@@ -255,10 +296,12 @@ impl EnvStore {
     }
 
     /// Variables every build step gets: the host's installer settings, private caches, no
-    /// Python downloads by uv, and the recipe's own variables.
+    /// Python downloads by uv, bytecode compilation by uv where it can (see
+    /// [`uv_compiles_bytecode`]), and the recipe's own variables.
     pub(crate) fn build_env(
         &self,
         venv: &Path,
+        python: (u32, u32),
         recipe_env: &BTreeMap<String, String>,
     ) -> Vec<(String, String)> {
         let mut env = host_installer_env();
@@ -277,6 +320,12 @@ impl EnvStore {
             ("VIRTUAL_ENV".to_string(), venv.display().to_string()),
             ("PATH".to_string(), path_with(&venv.join("bin"))),
         ]);
+        // pip writes .pyc files at install time and uv does not unless asked. Without them a
+        // read-only base compiles at every import, and under `-W error` a compile-time
+        // DeprecationWarning (an invalid escape in an old package) becomes a SyntaxError.
+        if uv_compiles_bytecode(python) {
+            env.push(("UV_COMPILE_BYTECODE".to_string(), "1".to_string()));
+        }
         env.extend(recipe_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
@@ -403,6 +452,7 @@ impl EnvStore {
             packages: recipe.package_list(),
             pip: recipe.pip.clone(),
             env: recipe.env.clone(),
+            dropped: Vec::new(),
             pid: std::process::id(),
         };
         write_json_atomic(&dir.join("status.json"), &status)?;
@@ -447,10 +497,10 @@ impl EnvStore {
         if virtualenv.is_some() {
             writable.push(app_data.clone());
         }
-        let env = self.build_env(&venv, &recipe.env);
+        let env = self.build_env(&venv, plan.python.minor(), &recipe.env);
         let mut runner =
             StepRunner::new(&self.sandbox, &log_path, writable, env, opts.step_timeout)?
-                .with_readable([self.root().to_path_buf()]);
+                .with_readable(self.readable_paths());
         runner.note(&format!(
             "base environment {} for {} with {}",
             plan.hash, plan.python, plan.tool
@@ -499,7 +549,11 @@ impl EnvStore {
         let install_prefix = |args: &[&str]| -> Vec<String> {
             match &uv {
                 Some(uv) => {
-                    let mut v = vec![s(uv), "pip".into(), "install".into(), "--python".into()];
+                    let mut v = vec![s(uv), "pip".into(), "install".into()];
+                    if uv_compiles_bytecode(plan.python.minor()) {
+                        v.push("--compile-bytecode".into());
+                    }
+                    v.push("--python".into());
                     v.push(s(&venv_python));
                     v.extend(strs(args));
                     v
@@ -517,21 +571,6 @@ impl EnvStore {
             v.push(pip.clone());
             steps.push(("pin pip", v, vec![]));
         }
-        let requirements = recipe.requirement_lines();
-        if !requirements.is_empty() {
-            let file = dir.join("requirements.txt");
-            fs::write(&file, requirements.join("\n") + "\n")
-                .with_context(|| format!("cannot write {}", file.display()))?;
-            let mut v = install_prefix(&["-r"]);
-            v.push(s(&file));
-            steps.push(("install requirements", v, vec![]));
-        }
-        let packages = recipe.package_list();
-        if !packages.is_empty() {
-            let mut v = install_prefix(&[]);
-            v.extend(packages.iter().cloned());
-            steps.push(("install packages", v, vec![]));
-        }
         for (label, argv, extra) in &steps {
             match runner.run_checked(label, argv, dir, extra)? {
                 Ok(_) => {}
@@ -542,10 +581,98 @@ impl EnvStore {
             }
         }
 
+        // The requirements, in one go. A line the installer says cannot be had at all (a
+        // conda-only name, a version the registry lacks or has none of for this Python) is
+        // dropped and the rest tried again; the spec's explicit `packages` never are.
+        let mut requirements = recipe.requirement_lines();
+        let packages = recipe.package_list();
+        let pinned: HashSet<String> = packages.iter().map(|p| requirement_name(p)).collect();
+        let file = dir.join("requirements.txt");
+        while !requirements.is_empty() {
+            fs::write(&file, requirements.join("\n") + "\n")
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            let mut argv = install_prefix(&["-r"]);
+            argv.push(s(&file));
+            let out = runner.run("install requirements", &argv, dir, &[])?;
+            if out.termination.success() {
+                break;
+            }
+            let reason = crate::run::failure_reason("install requirements", &out);
+            let blamed = unavailable_requirements(plan.tool, &out.output);
+            let mut dropped_now = Vec::new();
+            for u in &blamed {
+                if pinned.contains(&u.name) {
+                    runner.note(&format!(
+                        "{} cannot be installed, but `packages` pins it: not dropping it",
+                        u.name
+                    ));
+                    continue;
+                }
+                let (gone, kept): (Vec<String>, Vec<String>) = requirements
+                    .drain(..)
+                    .partition(|line| requirement_name(line) == u.name);
+                requirements = kept;
+                dropped_now.extend(gone.into_iter().map(|line| DroppedRequirement {
+                    requirement: line,
+                    reason: u.why.clone(),
+                }));
+            }
+            if dropped_now.is_empty() {
+                runner.flush();
+                return Err(fail(&mut status, reason));
+            }
+            if status.dropped.len() + dropped_now.len() > opts.max_dropped {
+                runner.flush();
+                let reason = format!(
+                    "{reason}\n(gave up: more than {} requirement(s) would have been dropped as \
+                     unavailable; {})",
+                    opts.max_dropped,
+                    dropped_summary(&status.dropped)
+                );
+                return Err(fail(&mut status, reason));
+            }
+            for d in &dropped_now {
+                runner.note(&format!(
+                    "=== dropped requirement {:?}: {}",
+                    d.requirement, d.reason
+                ));
+            }
+            status.dropped.extend(dropped_now);
+            write_json_atomic(&dir.join("status.json"), &status)?;
+        }
+        if requirements.is_empty() && !status.dropped.is_empty() {
+            runner.note("every requirement line was dropped; nothing left to install");
+        }
+        if !packages.is_empty() {
+            let mut argv = install_prefix(&[]);
+            argv.extend(packages.iter().cloned());
+            if let Err(f) = runner.run_checked("install packages", &argv, dir, &[])? {
+                runner.flush();
+                return Err(fail(&mut status, f.reason));
+            }
+        }
+
         // Facts the layers need, asked of the finished venv itself.
         match query_site_packages(&mut runner, &venv_python, dir)? {
             Ok(paths) => status.site_packages = paths,
             Err(reason) => return Err(fail(&mut status, reason)),
+        }
+        // What the installers left uncompiled: uv's seed packages, and everything on Python 3.6,
+        // where uv cannot compile. Like pip, files that do not compile for this Python (py2-only
+        // modules shipped in a package) are not an error.
+        let mut argv = vec![
+            s(&venv_python),
+            "-m".into(),
+            "compileall".into(),
+            "-q".into(),
+        ];
+        if plan.python.minor() >= (3, 5) {
+            argv.push("-j0".into());
+        }
+        argv.extend(status.site_packages.iter().map(|p| s(p)));
+        let out = runner.run("compile bytecode", &argv, dir, &[])?;
+        if !out.termination.success() {
+            runner.note("some files did not compile for this Python; left as they are");
         }
         if let Some(uv) = &uv {
             let out = runner.run("uv version", &[s(uv), "--version".into()], dir, &[])?;
@@ -582,8 +709,9 @@ impl EnvStore {
                 continue;
             }
             let hash = entry.file_name().to_string_lossy().into_owned();
-            let status = read_status(&dir);
+            let status = read_status_any_format(&dir);
             let state = match &status {
+                Some(s) if s.format != RECIPE_FORMAT => EnvState::Outdated,
                 Some(s) if s.state == EnvState::Building => {
                     if self.is_locked(&hash) {
                         EnvState::Building
@@ -596,7 +724,7 @@ impl EnvStore {
                 None => EnvState::Interrupted,
             };
             let size_bytes = match &status {
-                Some(s) if s.state == EnvState::Ready => s.size_bytes,
+                Some(s) if state == EnvState::Ready => s.size_bytes,
                 _ => disk_usage(&dir),
             };
             out.push(EnvSummary {
@@ -607,7 +735,17 @@ impl EnvStore {
                 size_bytes,
                 created_unix: status.as_ref().map(|s| s.created_unix),
                 build_secs: status.as_ref().map(|s| s.build_secs),
-                reason: status.as_ref().and_then(|s| s.reason.clone()),
+                reason: status
+                    .as_ref()
+                    .and_then(|s| match (&s.reason, s.dropped.is_empty()) {
+                        (Some(r), _) => Some(r.clone()),
+                        (None, false) => Some(dropped_summary(&s.dropped)),
+                        (None, true) => None,
+                    }),
+                dropped: status
+                    .as_ref()
+                    .map(|s| s.dropped.clone())
+                    .unwrap_or_default(),
                 dir,
             });
         }
@@ -697,6 +835,23 @@ impl EnvStore {
     }
 }
 
+/// Whether uv can compile bytecode for this interpreter: its compile script uses
+/// `py_compile.PycInvalidationMode`, new in 3.7 (measured: on 3.6 the install fails). Bases on
+/// 3.6 get their bytecode from the final `compileall` step instead.
+pub(crate) fn uv_compiles_bytecode(python: (u32, u32)) -> bool {
+    python >= (3, 7)
+}
+
+/// "dropped 2 unavailable requirement(s): cdms2, six==99.0".
+pub(crate) fn dropped_summary(dropped: &[DroppedRequirement]) -> String {
+    let lines: Vec<&str> = dropped.iter().map(|d| d.requirement.as_str()).collect();
+    format!(
+        "dropped {} unavailable requirement(s): {}",
+        lines.len(),
+        lines.join(", ")
+    )
+}
+
 fn previously_failed(plan: &BasePlan, s: EnvStatus) -> EnvError {
     EnvError::PreviouslyFailed {
         hash: plan.hash.clone(),
@@ -706,9 +861,13 @@ fn previously_failed(plan: &BasePlan, s: EnvStatus) -> EnvError {
 }
 
 pub(crate) fn read_status(dir: &Path) -> Option<EnvStatus> {
+    read_status_any_format(dir).filter(|s| s.format == RECIPE_FORMAT)
+}
+
+/// The status as written, even by a ponder with another [`RECIPE_FORMAT`] (for listing).
+fn read_status_any_format(dir: &Path) -> Option<EnvStatus> {
     let bytes = fs::read(dir.join("status.json")).ok()?;
-    let status: EnvStatus = serde_json::from_slice(&bytes).ok()?;
-    (status.format == RECIPE_FORMAT).then_some(status)
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Writes JSON to a temporary sibling and renames it into place, so readers never see half a

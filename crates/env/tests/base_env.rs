@@ -331,6 +331,23 @@ fn interrupted_build_is_rebuilt() {
     assert!(!rebuilt.reused);
     assert_eq!(rebuilt.status.state, EnvState::Ready);
 
+    // A status written by an older ponder (another recipe format) is listed as outdated and
+    // never reused.
+    let mut old = serde_json::to_value(&rebuilt.status).unwrap();
+    old["format"] = serde_json::json!(ponder_env::store::RECIPE_FORMAT - 1);
+    std::fs::write(
+        rebuilt.dir.join("status.json"),
+        serde_json::to_vec(&old).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store.list().unwrap()[0].state, EnvState::Outdated);
+    assert_eq!(store.list().unwrap()[0].state.to_string(), "outdated");
+    let renewed = store
+        .ensure_base(&recipe, &BuildOptions::default())
+        .unwrap();
+    assert!(!renewed.reused);
+    assert_eq!(store.list().unwrap()[0].state, EnvState::Ready);
+
     // `rm` of everything.
     assert_eq!(store.remove(None).unwrap(), vec![rebuilt.hash.clone()]);
     assert!(store.list().unwrap().is_empty());

@@ -9,6 +9,14 @@ use ponder_swebench::dataset::Instance;
 use ponder_swebench::specs::{PackageSource, RepoVersionSpec, Specs};
 use std::path::Path;
 
+/// The build tools the harness's conda environments held when its images were made. Newer ones
+/// change what the benchmark's install steps do: pip >= 25.3 and setuptools >= 80 never make
+/// the legacy `setup.py develop` install (so the checkout is not on sys.path, which pylint's
+/// tests need), and setuptools 82 no longer ships pkg_resources (pytest's tests import it).
+/// Ranges rather than pins, so that old interpreters get the newest version they support.
+const ERA_PIP: &str = "pip<25.3";
+const ERA_BUILD_TOOLS: &[&str] = &["setuptools<80", "wheel<0.46"];
+
 /// Packages that left PyPI, with what replaces them (as the harness replaces them).
 const REPLACED_PACKAGES: &[(&str, &str)] = &[("types-pkg_resources", "types-setuptools")];
 
@@ -62,6 +70,12 @@ pub fn recipe_for(
             recipe.requirements = mapping.requirements;
         }
     }
+    // First, so that the repository's own requirements and the spec's pinned packages (which
+    // install after) can still choose other versions.
+    recipe.pip = Some(ERA_PIP.to_owned());
+    recipe
+        .requirements
+        .splice(0..0, ERA_BUILD_TOOLS.iter().map(|t| (*t).to_owned()));
     recipe.packages = spec.pip_packages.clone();
     // The harness's images keep the checkout at /testbed; here steps run in the work tree.
     recipe.pre_install = spec.pre_install.iter().map(|c| at_work_tree(c)).collect();
@@ -165,6 +179,45 @@ fn replace_packages(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipes_carry_the_era_build_tools_before_the_spec_pins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path());
+        git.run(&["init", "-q"]).unwrap();
+        std::fs::write(tmp.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
+        git.run(&["add", "-A"]).unwrap();
+        git.run(&["commit", "-qm", "x"]).unwrap();
+        let head = git.run(&["rev-parse", "HEAD"]).unwrap().trim().to_owned();
+        let row = serde_json::json!({
+            "instance_id": "o__n-1", "repo": "o/n", "base_commit": head, "test_patch": "",
+            "version": "1.0", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]",
+            "environment_setup_commit": "0000000000000000000000000000000000000000"
+        });
+        let instance: Instance = serde_json::from_value(row).unwrap();
+        let spec = RepoVersionSpec {
+            python: "3.9".into(),
+            packages: Some("requirements.txt".into()),
+            pip_packages: vec!["setuptools==68.0.0".into()],
+            pre_install: vec!["mkdir -p /testbed/build".into()],
+            install: Some("python -m pip install -e .".into()),
+            ..Default::default()
+        };
+        let recipe = recipe_for(&instance, &spec, tmp.path()).unwrap();
+        assert_eq!(recipe.pip.as_deref(), Some("pip<25.3"));
+        assert_eq!(
+            recipe.requirements,
+            vec!["setuptools<80", "wheel<0.46", "six==1.16.0"]
+        );
+        assert_eq!(recipe.packages, vec!["setuptools==68.0.0"]);
+        assert_eq!(recipe.pre_install, vec!["mkdir -p ./build"]);
+        // The environment commit is missing: the base commit's files were used, and it says so.
+        assert!(
+            recipe.notes.iter().any(|n| n.contains("instead")),
+            "{:?}",
+            recipe.notes
+        );
+    }
 
     #[test]
     fn the_harness_checkout_path_becomes_the_work_tree() {

@@ -347,11 +347,12 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
             "no test command: the row has no eval_script and the spec no test_cmd".into(),
         );
     };
-    let (exports, skipped_eval) = eval_exports(spec);
+    let (mut exports, skipped_eval) = eval_exports(spec);
     let mut warnings: Vec<String> = skipped_eval
         .iter()
         .map(|c| format!("not run (needs root on the host): {c}"))
         .collect();
+    warnings.extend(usable_locales(&mut exports));
 
     let source = match source_for(ctx.opts.repos.as_ref(), inst) {
         Ok(s) => s,
@@ -679,6 +680,46 @@ pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
+/// Locale variables naming a locale this machine lacks are set to C.UTF-8 instead (the same
+/// UTF-8 text handling; without it Python falls back to ASCII). The harness generates the
+/// locale with `locale-gen`, which needs root on the host; scripts/setup.sh generates
+/// en_US.UTF-8 where it can. Returns a warning per substitution.
+fn usable_locales(exports: &mut [(String, String)]) -> Vec<String> {
+    static AVAILABLE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let available = AVAILABLE.get_or_init(|| {
+        std::process::Command::new("locale")
+            .arg("-a")
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(normalise_locale)
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let mut warnings = Vec::new();
+    for (key, value) in exports.iter_mut() {
+        if !matches!(key.as_str(), "LANG" | "LC_ALL" | "LC_CTYPE") || value.is_empty() {
+            continue;
+        }
+        let wanted = normalise_locale(value);
+        if wanted == "c" || wanted == "posix" || available.contains(&wanted) {
+            continue;
+        }
+        warnings.push(format!(
+            "locale {value} is not installed here; {key}=C.UTF-8 used instead (scripts/setup.sh installs it)"
+        ));
+        *value = "C.UTF-8".to_owned();
+    }
+    warnings
+}
+
+/// `en_US.UTF-8` and `en_US.utf8` are the same locale.
+fn normalise_locale(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace("utf-8", "utf8")
+}
+
 /// Where an instance's checkout and environment layer live during the run.
 fn work_paths(ctx: &Run, id: &str) -> (PathBuf, PathBuf) {
     let slug = id.replace(['/', '\\'], "__");
@@ -718,5 +759,25 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
         std::fs::remove_dir_all(path)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_locales_fall_back_to_c_utf8() {
+        let mut exports = vec![
+            ("LANG".to_owned(), "xx_NOWHERE.UTF-8".to_owned()),
+            ("LC_ALL".to_owned(), "C.UTF-8".to_owned()),
+            ("PYTHONIOENCODING".to_owned(), "utf8".to_owned()),
+        ];
+        let warnings = usable_locales(&mut exports);
+        assert_eq!(exports[0].1, "C.UTF-8");
+        assert_eq!(exports[1].1, "C.UTF-8");
+        assert_eq!(exports[2].1, "utf8");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("xx_NOWHERE"));
     }
 }
