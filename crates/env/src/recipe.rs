@@ -29,6 +29,11 @@ pub struct EnvRecipe {
     /// options that newer pips removed (`--no-use-pep517` went in 25.3). `None`: the newest
     /// pip that supports the interpreter. Layers run this pip.
     pub pip: Option<String>,
+    /// Resolve `requirements` (not `packages`) as the registry stood before this date
+    /// (`YYYY-MM-DD`), e.g. to get what a conda channel offered for an old Python. Applied with
+    /// uv's `--exclude-newer`; pip cannot, which the build log says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_before: Option<String>,
     /// Shell commands run in the work tree before `install`, in one bash script with
     /// `set -euo pipefail`. Commands needing root on the host are skipped (see
     /// [`classify_command`]).
@@ -53,6 +58,9 @@ pub(crate) struct BaseKey<'a> {
     pub packages: Vec<String>,
     pub pip: Option<&'a str>,
     pub env: &'a BTreeMap<String, String>,
+    /// Left out when unset, so recipes without it keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_before: Option<&'a str>,
 }
 
 impl EnvRecipe {
@@ -92,6 +100,22 @@ impl EnvRecipe {
             return Err(EnvError::InvalidRecipe(format!(
                 "the pip field must be a requirement on pip itself (e.g. \"pip<25.3\"), not {pip:?}"
             )));
+        }
+        if let Some(date) = &self.resolve_before {
+            let d = date.trim();
+            let shape = d.len() == 10
+                && d.char_indices().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == '-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                });
+            if !shape {
+                return Err(EnvError::InvalidRecipe(format!(
+                    "resolve_before {date:?} is not a date of the form YYYY-MM-DD"
+                )));
+            }
         }
         for line in self.requirement_lines() {
             if line.starts_with("-e ") || line.starts_with("--editable") {

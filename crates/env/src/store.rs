@@ -345,6 +345,7 @@ impl EnvStore {
             packages: recipe.package_list(),
             pip: recipe.pip.as_deref().map(str::trim),
             env: &recipe.env,
+            resolve_before: recipe.resolve_before.as_deref().map(str::trim),
         };
         let bytes = serde_json::to_vec(&key).context("cannot serialise the recipe key")?;
         let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
@@ -588,11 +589,22 @@ impl EnvStore {
         let packages = recipe.package_list();
         let pinned: HashSet<String> = packages.iter().map(|p| requirement_name(p)).collect();
         let file = dir.join("requirements.txt");
+        let as_of: Vec<String> = match (&recipe.resolve_before, &uv) {
+            (Some(date), Some(_)) => vec!["--exclude-newer".into(), date.trim().to_owned()],
+            (Some(date), None) => {
+                runner.note(&format!(
+                    "pip cannot resolve as of a date: requirements resolve to today's versions, not those before {date}"
+                ));
+                Vec::new()
+            }
+            (None, _) => Vec::new(),
+        };
         while !requirements.is_empty() {
             fs::write(&file, requirements.join("\n") + "\n")
                 .with_context(|| format!("cannot write {}", file.display()))?;
             let mut argv = install_prefix(&["-r"]);
             argv.push(s(&file));
+            argv.extend(as_of.iter().cloned());
             let out = runner.run("install requirements", &argv, dir, &[])?;
             if out.termination.success() {
                 break;

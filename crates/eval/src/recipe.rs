@@ -17,6 +17,20 @@ use std::path::Path;
 const ERA_PIP: &str = "pip<25.3";
 const ERA_BUILD_TOOLS: &[&str] = &["setuptools<80", "wheel<0.46"];
 
+/// When conda's channels stopped building packages for an old Python: the harness's conda
+/// resolved unpinned names for that Python to releases before this date, while PyPI may offer
+/// later ones that still install (Cython 3 for Python 3.6, which cannot build 2018's
+/// scikit-learn). Anaconda stopped regular 3.6 builds at Python 3.10's release and conda-forge
+/// dropped 3.6 then too; conda-forge dropped 3.7 at Python 3.11's release.
+fn conda_cutoff(python: &str) -> Option<&'static str> {
+    match python {
+        "3.5" => Some("2018-09-30"),
+        "3.6" => Some("2021-10-04"),
+        "3.7" => Some("2022-10-24"),
+        _ => None,
+    }
+}
+
 /// Packages that left PyPI, with what replaces them (as the harness replaces them).
 const REPLACED_PACKAGES: &[(&str, &str)] = &[("types-pkg_resources", "types-setuptools")];
 
@@ -62,12 +76,14 @@ pub fn recipe_for(
             ));
             note_mapping(&mut recipe, &mapping);
             recipe.requirements = mapping.requirements;
+            recipe.resolve_before = conda_cutoff(&spec.python).map(str::to_owned);
         }
         PackageSource::CondaList(list) => {
             let mapping = conda_to_pip(list)
                 .map_err(|e| anyhow::anyhow!("cannot map conda packages {list:?}: {e}"))?;
             note_mapping(&mut recipe, &mapping);
             recipe.requirements = mapping.requirements;
+            recipe.resolve_before = conda_cutoff(&spec.python).map(str::to_owned);
         }
     }
     // First, so that the repository's own requirements and the spec's pinned packages (which
@@ -216,6 +232,52 @@ mod tests {
             recipe.notes.iter().any(|n| n.contains("instead")),
             "{:?}",
             recipe.notes
+        );
+    }
+
+    #[test]
+    fn conda_packages_for_old_pythons_resolve_as_of_the_channels_last_builds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path());
+        git.run(&["init", "-q"]).unwrap();
+        std::fs::write(tmp.path().join("requirements.txt"), "six\n").unwrap();
+        git.run(&["add", "-A"]).unwrap();
+        git.run(&["commit", "-qm", "x"]).unwrap();
+        let head = git.run(&["rev-parse", "HEAD"]).unwrap().trim().to_owned();
+        let row = serde_json::json!({
+            "instance_id": "o__n-1", "repo": "o/n", "base_commit": head, "test_patch": "",
+            "version": "1.0", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]"
+        });
+        let instance: Instance = serde_json::from_value(row).unwrap();
+        let conda = |python: &str| RepoVersionSpec {
+            python: python.into(),
+            packages: Some("numpy scipy cython".into()),
+            ..Default::default()
+        };
+        let r = recipe_for(&instance, &conda("3.6"), tmp.path()).unwrap();
+        assert_eq!(r.resolve_before.as_deref(), Some("2021-10-04"));
+        assert!(
+            r.requirements.iter().any(|l| l == "cython"),
+            "{:?}",
+            r.requirements
+        );
+        assert_eq!(
+            recipe_for(&instance, &conda("3.9"), tmp.path())
+                .unwrap()
+                .resolve_before,
+            None
+        );
+        // requirements.txt was installed with pip by the harness too: no date.
+        let pip = RepoVersionSpec {
+            python: "3.6".into(),
+            packages: Some("requirements.txt".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            recipe_for(&instance, &pip, tmp.path())
+                .unwrap()
+                .resolve_before,
+            None
         );
     }
 
