@@ -221,3 +221,31 @@ fn pypi_source_distribution_becomes_a_reproducible_repository() {
     // A second resolve reuses the import.
     assert_eq!(store_a.resolve(&source, "benjaminp/six").unwrap(), repo);
 }
+
+#[test]
+fn a_clone_url_template_clones_once_into_the_cache() {
+    let (src, head) = repo_with(&[("a.py", "x = 1\n")]);
+    // A "host" holding repositories as owner/name, reached through a file URL template.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(host.path().join("acme")).unwrap();
+    std::os::unix::fs::symlink(src.path(), host.path().join("acme/widgets")).unwrap();
+    let template = format!("file://{}/{{owner}}/{{name}}", host.path().display());
+    let source = RepoSource::parse(&template).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let store = RepoStore::new(cache.path());
+    let git_dir = store.resolve(&source, "acme/widgets").unwrap();
+    assert!(git_dir.starts_with(cache.path()));
+    assert_eq!(
+        Git::new(&git_dir)
+            .run(&["rev-parse", "HEAD"])
+            .unwrap()
+            .trim(),
+        head
+    );
+    store.ensure_commit(&source, &git_dir, &head).unwrap();
+    // Resolving again reuses the clone.
+    assert_eq!(store.resolve(&source, "acme/widgets").unwrap(), git_dir);
+    // A repository the host lacks: the error names what was tried.
+    let err = store.resolve(&source, "acme/nothing").unwrap_err();
+    assert!(format!("{err:#}").contains("acme/nothing"), "{err:#}");
+}
