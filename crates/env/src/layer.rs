@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use ponder_sandbox::CommandSpec;
+use ponder_sandbox::{CommandSpec, Policy};
 use serde::{Deserialize, Serialize};
 
 use crate::EnvError;
@@ -112,6 +112,10 @@ pub struct Layer {
 pub struct Activation {
     pub set: Vec<(String, String)>,
     pub unset: Vec<String>,
+    /// Folders the layer's python reads: the layer and the base environment it points into.
+    /// A sandbox must show them; under /tmp (which it replaces) they would otherwise vanish
+    /// and python would silently run without the base's packages. See [`Activation::confine`].
+    pub visible: Vec<PathBuf>,
 }
 
 impl Activation {
@@ -126,6 +130,13 @@ impl Activation {
             }
         }
         spec
+    }
+
+    /// Adds the folders the layer's python reads to a sandbox policy, read-only.
+    pub fn confine(&self, policy: Policy) -> Policy {
+        self.visible
+            .iter()
+            .fold(policy, |policy, dir| policy.readable(dir.clone()))
     }
 
     /// The PATH value (layer's bin first).
@@ -153,7 +164,13 @@ impl Layer {
 
     /// PATH with the layer's bin first, VIRTUAL_ENV, the recipe's variables; PYTHONHOME unset.
     pub fn activation(&self) -> Activation {
-        activation_for(&self.venv(), &self.env)
+        let mut activation = activation_for(&self.venv(), &self.env);
+        activation.visible.push(self.dir.clone());
+        // base_bin is <base>/venv/bin: the base's whole venv must be visible.
+        if let Some(base_venv) = self.base_bin.parent() {
+            activation.visible.push(base_venv.to_path_buf());
+        }
+        activation
     }
 }
 
@@ -166,6 +183,7 @@ fn activation_for(venv: &Path, recipe_env: &BTreeMap<String, String>) -> Activat
     Activation {
         set,
         unset: vec!["PYTHONHOME".to_string()],
+        visible: Vec::new(),
     }
 }
 

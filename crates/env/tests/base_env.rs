@@ -48,7 +48,10 @@ fn python_says(store: &EnvStore, layer: &Layer, code: &str) -> String {
         .apply(CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree));
     let out = store
         .sandbox()
-        .run(&spec, &Policy::tests(&layer.worktree))
+        .run(
+            &spec,
+            &layer.activation().confine(Policy::tests(&layer.worktree)),
+        )
         .expect("sandbox run");
     assert!(out.termination.success(), "python failed: {}", out.output);
     out.output.trim().to_string()
@@ -117,7 +120,10 @@ fn builds_once_reuses_and_rehashes() {
     );
     let out = store
         .sandbox()
-        .run(&spec, &Policy::tests(&layer.worktree))
+        .run(
+            &spec,
+            &layer.activation().confine(Policy::tests(&layer.worktree)),
+        )
         .unwrap();
     assert!(out.termination.success(), "{}", out.output);
     assert!(out.output.contains("7.4.0"), "{}", out.output);

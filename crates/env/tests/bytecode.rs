@@ -84,7 +84,10 @@ fn uv_base_is_compiled_and_imports_under_warnings_as_errors() {
         );
         store
             .sandbox()
-            .run(&spec, &Policy::tests(&layer.worktree))
+            .run(
+                &spec,
+                &layer.activation().confine(Policy::tests(&layer.worktree)),
+            )
             .expect("sandbox run")
     };
     let out = run("import blinker.base; print('imported ' + blinker.__file__)");

@@ -151,7 +151,10 @@ fn detected_recipe_builds_and_installs_a_real_project() {
     let spec = layer
         .activation()
         .apply(CommandSpec::shell("python -m pytest -q -p no:cacheprovider tests").cwd(&wt));
-    let out = store.sandbox().run(&spec, &Policy::tests(&wt)).unwrap();
+    let out = store
+        .sandbox()
+        .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+        .unwrap();
     assert!(out.termination.success(), "{}", out.output);
     assert!(out.output.contains("1 passed"), "{}", out.output);
 }

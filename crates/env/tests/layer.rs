@@ -109,7 +109,10 @@ fn python_says(store: &EnvStore, layer: &Layer, code: &str) -> String {
         .apply(CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree));
     let out = store
         .sandbox()
-        .run(&spec, &Policy::tests(&layer.worktree))
+        .run(
+            &spec,
+            &layer.activation().confine(Policy::tests(&layer.worktree)),
+        )
         .expect("sandbox run");
     assert!(out.termination.success(), "python failed: {}", out.output);
     out.output.trim().to_string()
@@ -217,7 +220,10 @@ fn editable_layer_resolves_to_the_work_tree_with_pip_and_uv() {
         let spec = layer
             .activation()
             .apply(CommandSpec::shell("pytest -q -p no:cacheprovider test_ponder.py").cwd(&wt));
-        let out = store.sandbox().run(&spec, &Policy::tests(&wt)).unwrap();
+        let out = store
+            .sandbox()
+            .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+            .unwrap();
         assert!(
             out.termination.success(),
             "pytest in the layer: {}",

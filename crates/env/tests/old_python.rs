@@ -114,7 +114,10 @@ fn python36_with_uv_and_pip_and_a_layer() {
         ])
         .cwd(&wt),
     );
-    let out = store.sandbox().run(&spec, &Policy::tests(&wt)).unwrap();
+    let out = store
+        .sandbox()
+        .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+        .unwrap();
     assert!(out.termination.success(), "{}", out.output);
     assert_eq!(out.output.trim(), "36 1.16.0");
 }

@@ -47,7 +47,10 @@ fn probe(store: &EnvStore, layer: &Layer, exe: &Path) -> Result<(String, String,
         .cwd(&layer.worktree);
     let out = store
         .sandbox()
-        .run(&spec, &Policy::tests(&layer.worktree))
+        .run(
+            &spec,
+            &layer.activation().confine(Policy::tests(&layer.worktree)),
+        )
         .map_err(|e| e.to_string())?;
     let line = out
         .output
@@ -224,7 +227,7 @@ fn tox_current_env_runs_pytest_in_a_layer() {
             .apply(CommandSpec::shell(&command).cwd(&wt));
         let out = store
             .sandbox()
-            .run(&spec, &Policy::tests(&wt))
+            .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
             .expect("sandbox run");
         assert!(
             out.termination.success() && out.output.contains("1 passed"),

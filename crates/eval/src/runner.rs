@@ -592,10 +592,10 @@ fn run_tests(
         .activation()
         .apply(CommandSpec::shell(command).cwd(checkout.dir()))
         .envs(exports.iter().cloned());
-    // The cache holds the base environment the layer points into; it may live under /tmp,
-    // which the sandbox would otherwise hide.
-    let policy = Policy::tests(checkout.dir())
-        .readable(ctx.opts.cache_dir.clone())
+    // The layer and the base it points into may live under /tmp, which the sandbox hides.
+    let policy = layer
+        .activation()
+        .confine(Policy::tests(checkout.dir()))
         .writable(layer_dir.clone())
         .timeout(ctx.opts.test_timeout)
         .network(ctx.opts.test_network);
