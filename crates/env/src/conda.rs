@@ -66,6 +66,8 @@ const RENAMES: &[(&str, &str)] = &[
     ("beautifulsoup", "beautifulsoup4"),
     ("gitpython", "GitPython"),
     ("typing-extensions", "typing_extensions"),
+    // PyPI's `iris` is a placeholder that raises on import; conda's is SciTools Iris.
+    ("iris", "scitools-iris"),
 ];
 
 /// Toolchain and native libraries: a pip environment gets them from the host, from the
@@ -446,6 +448,12 @@ mod tests {
             ]
         );
         assert!(m.unmapped.is_empty() && m.dropped.is_empty());
+    }
+
+    #[test]
+    fn conda_iris_is_scitools_iris() {
+        let m = conda_to_pip("iris cftime").unwrap();
+        assert_eq!(m.requirements, vec!["scitools-iris", "cftime"]);
     }
 
     #[test]
