@@ -658,9 +658,34 @@ impl EnvStore {
         if !packages.is_empty() {
             let mut argv = install_prefix(&[]);
             argv.extend(packages.iter().cloned());
-            if let Err(f) = runner.run_checked("install packages", &argv, dir, &[])? {
-                runner.flush();
-                return Err(fail(&mut status, f.reason));
+            let out = runner.run("install packages", &argv, dir, &[])?;
+            if !out.termination.success() {
+                let first = crate::run::failure_reason("install packages", &out);
+                if !failed_to_build(&out.output) {
+                    runner.flush();
+                    return Err(fail(&mut status, first));
+                }
+                // An old setup.py may need the environment's own (pinned, older) setuptools
+                // rather than the newest one an isolated build brings; pip's legacy path, which
+                // the harness's old environments used, built without isolation.
+                runner.note(
+                    "a distribution failed to build in an isolated build environment; trying \
+                     again with the environment's own build tools (--no-build-isolation)",
+                );
+                let mut retry = install_prefix(&["--no-build-isolation"]);
+                retry.extend(packages.iter().cloned());
+                if let Err(f) = runner.run_checked(
+                    "install packages without build isolation",
+                    &retry,
+                    dir,
+                    &[],
+                )? {
+                    runner.flush();
+                    return Err(fail(
+                        &mut status,
+                        format!("{first}\nwithout isolation: {}", f.reason),
+                    ));
+                }
             }
         }
 
@@ -941,4 +966,17 @@ pub(crate) fn query_site_packages(
         )));
     }
     Ok(Ok(paths))
+}
+
+/// Whether an installer's output says a distribution failed to build (as opposed to failing
+/// to resolve or download).
+fn failed_to_build(output: &str) -> bool {
+    [
+        "Failed to build",
+        "Failed building wheel",
+        "did not run successfully",
+        "subprocess-exited-with-error",
+    ]
+    .iter()
+    .any(|m| output.contains(m))
 }
