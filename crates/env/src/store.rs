@@ -672,7 +672,18 @@ impl EnvStore {
                     "a distribution failed to build in an isolated build environment; trying \
                      again with the environment's own build tools (--no-build-isolation)",
                 );
-                let mut retry = install_prefix(&["--no-build-isolation"]);
+                // Only the distributions that failed, when the installer names them (uv does):
+                // the others may need an isolated build with newer tools than the pins.
+                let failed = failed_builds(&out.output);
+                let mut retry = install_prefix(&[]);
+                if uv.is_some() && !failed.is_empty() {
+                    for name in &failed {
+                        retry.push("--no-build-isolation-package".into());
+                        retry.push(name.clone());
+                    }
+                } else {
+                    retry.push("--no-build-isolation".into());
+                }
                 retry.extend(packages.iter().cloned());
                 if let Err(f) = runner.run_checked(
                     "install packages without build isolation",
@@ -968,6 +979,26 @@ pub(crate) fn query_site_packages(
     Ok(Ok(paths))
 }
 
+/// Names of the distributions uv reports as failed to build (``Failed to build `name==1.0` ``).
+fn failed_builds(output: &str) -> Vec<String> {
+    let mut names: Vec<String> = output
+        .match_indices("Failed to build `")
+        .filter_map(|(i, m)| {
+            let rest = &output[i + m.len()..];
+            let spec = &rest[..rest.find('`')?];
+            let name = spec
+                .split(['=', '<', '>', '!', '~', ' ', '@', '['])
+                .next()
+                .unwrap_or("")
+                .trim();
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Whether an installer's output says a distribution failed to build (as opposed to failing
 /// to resolve or download).
 fn failed_to_build(output: &str) -> bool {
@@ -979,4 +1010,16 @@ fn failed_to_build(output: &str) -> bool {
     ]
     .iter()
     .any(|m| output.contains(m))
+}
+
+#[cfg(test)]
+mod build_failure_tests {
+    use super::failed_builds;
+
+    #[test]
+    fn names_of_failed_builds_are_read_from_uv_output() {
+        let out = "  x Failed to build `markupsafe==1.0`\n  |-> The build backend returned an error\n  x Failed to build `pyerfa @ file:///x`\n";
+        assert_eq!(failed_builds(out), vec!["markupsafe", "pyerfa"]);
+        assert!(failed_builds("error: No solution found").is_empty());
+    }
 }
