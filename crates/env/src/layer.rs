@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use ponder_sandbox::{CommandSpec, Policy};
+use ponder_sandbox::{CommandSpec, Outcome, Policy, Sandbox, SandboxError};
 use serde::{Deserialize, Serialize};
 
 use crate::EnvError;
@@ -163,6 +163,18 @@ impl Layer {
     }
 
     /// PATH with the layer's bin first, VIRTUAL_ENV, the recipe's variables; PYTHONHOME unset.
+    /// Runs `spec` in `sandbox` as a command of this layer: with the layer's activation
+    /// variables, and with the folders its python reads added read-only to `policy`.
+    pub fn run(
+        &self,
+        sandbox: &Sandbox,
+        spec: CommandSpec,
+        policy: Policy,
+    ) -> Result<Outcome, SandboxError> {
+        let activation = self.activation();
+        sandbox.run(&activation.apply(spec), &activation.confine(policy))
+    }
+
     pub fn activation(&self) -> Activation {
         let mut activation = activation_for(&self.venv(), &self.env);
         activation.visible.push(self.dir.clone());

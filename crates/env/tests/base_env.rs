@@ -43,14 +43,11 @@ fn empty_layer(store: &EnvStore, base: &ponder_env::BaseEnv, root: &Path) -> Lay
 }
 
 fn python_says(store: &EnvStore, layer: &Layer, code: &str) -> String {
-    let spec = layer
-        .activation()
-        .apply(CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree));
-    let out = store
-        .sandbox()
+    let out = layer
         .run(
-            &spec,
-            &layer.activation().confine(Policy::tests(&layer.worktree)),
+            store.sandbox(),
+            CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree),
+            Policy::tests(&layer.worktree),
         )
         .expect("sandbox run");
     assert!(out.termination.success(), "python failed: {}", out.output);
@@ -114,15 +111,12 @@ fn builds_once_reuses_and_rehashes() {
         base.dir.display()
     );
     // Console scripts of the base run with the layer's interpreter.
-    let spec = layer.activation().apply(
-        CommandSpec::shell("pytest --version 2>&1; head -1 \"$(command -v pytest)\"")
-            .cwd(&layer.worktree),
-    );
-    let out = store
-        .sandbox()
+    let out = layer
         .run(
-            &spec,
-            &layer.activation().confine(Policy::tests(&layer.worktree)),
+            store.sandbox(),
+            CommandSpec::shell("pytest --version 2>&1; head -1 \"$(command -v pytest)\"")
+                .cwd(&layer.worktree),
+            Policy::tests(&layer.worktree),
         )
         .unwrap();
     assert!(out.termination.success(), "{}", out.output);

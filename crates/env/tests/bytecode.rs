@@ -79,14 +79,11 @@ fn uv_base_is_compiled_and_imports_under_warnings_as_errors() {
         )
         .expect("layer");
     let run = |code: &str| {
-        let spec = layer.activation().apply(
-            CommandSpec::new(["python", "-W", "error", "-B", "-c", code]).cwd(&layer.worktree),
-        );
-        store
-            .sandbox()
+        layer
             .run(
-                &spec,
-                &layer.activation().confine(Policy::tests(&layer.worktree)),
+                store.sandbox(),
+                CommandSpec::new(["python", "-W", "error", "-B", "-c", code]).cwd(&layer.worktree),
+                Policy::tests(&layer.worktree),
             )
             .expect("sandbox run")
     };

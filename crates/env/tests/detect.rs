@@ -148,12 +148,12 @@ fn detected_recipe_builds_and_installs_a_real_project() {
             &LayerOptions::default(),
         )
         .expect("layer builds");
-    let spec = layer
-        .activation()
-        .apply(CommandSpec::shell("python -m pytest -q -p no:cacheprovider tests").cwd(&wt));
-    let out = store
-        .sandbox()
-        .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+    let out = layer
+        .run(
+            store.sandbox(),
+            CommandSpec::shell("python -m pytest -q -p no:cacheprovider tests").cwd(&wt),
+            Policy::tests(&wt),
+        )
         .unwrap();
     assert!(out.termination.success(), "{}", out.output);
     assert!(out.output.contains("1 passed"), "{}", out.output);

@@ -104,14 +104,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn python_says(store: &EnvStore, layer: &Layer, code: &str) -> String {
-    let spec = layer
-        .activation()
-        .apply(CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree));
-    let out = store
-        .sandbox()
+    let out = layer
         .run(
-            &spec,
-            &layer.activation().confine(Policy::tests(&layer.worktree)),
+            store.sandbox(),
+            CommandSpec::new(["python", "-c", code]).cwd(&layer.worktree),
+            Policy::tests(&layer.worktree),
         )
         .expect("sandbox run");
     assert!(out.termination.success(), "python failed: {}", out.output);
@@ -217,12 +214,12 @@ fn editable_layer_resolves_to_the_work_tree_with_pip_and_uv() {
             "import iniconfig\n\ndef test_mark():\n    assert iniconfig.PONDER_MARK == 'edited'\n",
         )
         .unwrap();
-        let spec = layer
-            .activation()
-            .apply(CommandSpec::shell("pytest -q -p no:cacheprovider test_ponder.py").cwd(&wt));
-        let out = store
-            .sandbox()
-            .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+        let out = layer
+            .run(
+                store.sandbox(),
+                CommandSpec::shell("pytest -q -p no:cacheprovider test_ponder.py").cwd(&wt),
+                Policy::tests(&wt),
+            )
             .unwrap();
         assert!(
             out.termination.success(),

@@ -106,17 +106,17 @@ fn python36_with_uv_and_pip_and_a_layer() {
         "MEASURED: python 3.6 layer (setup.py project, pip): {:.2}s",
         t.elapsed().as_secs_f64()
     );
-    let spec = layer.activation().apply(
-        CommandSpec::new([
-            "python",
-            "-c",
-            "import tinypkg, six; print(tinypkg.VALUE, six.__version__)",
-        ])
-        .cwd(&wt),
-    );
-    let out = store
-        .sandbox()
-        .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+    let out = layer
+        .run(
+            store.sandbox(),
+            CommandSpec::new([
+                "python",
+                "-c",
+                "import tinypkg, six; print(tinypkg.VALUE, six.__version__)",
+            ])
+            .cwd(&wt),
+            Policy::tests(&wt),
+        )
         .unwrap();
     assert!(out.termination.success(), "{}", out.output);
     assert_eq!(out.output.trim(), "36 1.16.0");

@@ -222,12 +222,12 @@ fn tox_current_env_runs_pytest_in_a_layer() {
             .expect("layer");
         let env = format!("py{}{}", py.version.0, py.version.1);
         let command = format!("tox --current-env -e{env} -v -- -q test_env.py");
-        let spec = layer
-            .activation()
-            .apply(CommandSpec::shell(&command).cwd(&wt));
-        let out = store
-            .sandbox()
-            .run(&spec, &layer.activation().confine(Policy::tests(&wt)))
+        let out = layer
+            .run(
+                store.sandbox(),
+                CommandSpec::shell(&command).cwd(&wt),
+                Policy::tests(&wt),
+            )
             .expect("sandbox run");
         assert!(
             out.termination.success() && out.output.contains("1 passed"),
