@@ -1,6 +1,8 @@
 //! The `ponder` command line: parses arguments, builds the options of the library crates, and
 //! turns their results into terminal output and an exit code. No logic of its own lives here.
 
+mod code;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ponder_env::EnvStore;
@@ -35,6 +37,15 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: EnvCommand,
+    },
+    /// Index a source tree and query it as the model does: symbols, skeletons, search tools,
+    /// retrieval.
+    Code {
+        #[command(subcommand)]
+        command: code::CodeCommand,
+        /// Where ponder keeps its caches (indexes go under code/).
+        #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache(), global = true)]
+        cache_dir: PathBuf,
     },
 }
 
@@ -195,6 +206,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => eval(args),
         Command::Env { command } => env(command),
+        Command::Code { command, cache_dir } => code::run(command, &cache_dir),
     };
     match result {
         Ok(code) => code,
