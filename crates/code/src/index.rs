@@ -475,9 +475,11 @@ fn scan(
     for (entry, outcome) in results {
         match outcome {
             Outcome::Reused => stats.reused += 1,
-            Outcome::Rehashed => {
+            Outcome::Rehashed { moved } => {
                 stats.rehashed += 1;
-                changed = true; // the mtime moved
+                // Only a moved mtime is news; an entry re-hashed because it was racy stays as
+                // stored, and is trusted once the window has passed.
+                changed |= moved;
             }
             Outcome::Parsed => {
                 stats.parsed += 1;
@@ -491,7 +493,7 @@ fn scan(
 
 enum Outcome {
     Reused,
-    Rehashed,
+    Rehashed { moved: bool },
     Parsed,
 }
 
@@ -608,12 +610,13 @@ fn analyze(found: Found, prev: Option<FileEntry>, options: &IndexOptions) -> (Fi
     if let Some(prev) = prev
         && prev.hash == hash
     {
+        let moved = prev.mtime_ns != found.mtime_ns || prev.size != bytes.len() as u64;
         let entry = FileEntry {
             size: bytes.len() as u64,
             mtime_ns: found.mtime_ns,
             ..prev
         };
-        return (entry, Outcome::Rehashed);
+        return (entry, Outcome::Rehashed { moved });
     }
     (
         analyze_bytes(found.path, &bytes, found.mtime_ns, options),
