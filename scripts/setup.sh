@@ -2,6 +2,9 @@
 # Installs what ponder needs on a fresh Debian/Ubuntu machine and builds it.
 #   - bubblewrap: the sandbox for test commands (from the distribution's packages)
 #   - git and patch: checkouts and the harness's patch fallbacks
+#   - libraries SWE-bench repositories build against offline: matplotlib's freetype and qhull
+#     (its own setup would download them), pkg-config to find them, ghostscript for its PDF/EPS
+#     image comparisons
 #   - a Rust toolchain is expected (cargo on PATH)
 # Python interpreters are discovered (pyenv folders, PATH, PONDER_PYTHONS); uv is installed by
 # ponder itself from PyPI into its cache on first use.
@@ -12,11 +15,14 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v patch >/dev/null 2>&1 || need+=(patch)
+for pkg in pkg-config libfreetype-dev libqhull-dev ghostscript; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # The benchmark's specs export LANG=en_US.UTF-8; generate that locale when it is missing.
 if ! locale -a 2>/dev/null | grep -qi '^en_US\.utf-\?8$'; then

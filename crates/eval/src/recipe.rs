@@ -96,7 +96,32 @@ pub fn recipe_for(
     // The harness's images keep the checkout at /testbed; here steps run in the work tree.
     recipe.pre_install = spec.pre_install.iter().map(|c| at_work_tree(c)).collect();
     recipe.install = spec.install.as_deref().map(at_work_tree);
+    build_offline(&instance.repo, &mut recipe);
     Ok(recipe)
+}
+
+/// The build configuration matplotlib reads (`MPLSETUPCFG`): Debian's freetype and qhull instead
+/// of the tarballs its setup downloads from hosts outside the package registries.
+const MATPLOTLIB_SETUP_CFG: &str = "[libs]\nsystem_freetype = true\nsystem_qhull = true\n";
+
+/// Repository-specific changes that let a build run without the network, each recorded in the
+/// recipe's notes (and so in every instance's result).
+fn build_offline(repo: &str, recipe: &mut EnvRecipe) {
+    if repo == "matplotlib/matplotlib" {
+        // `build/` is ignored by matplotlib's .gitignore (the harness unpacks qhull there too),
+        // and the exported variable reaches the install step, which runs in the same script.
+        recipe.pre_install.extend([
+            "mkdir -p build".to_owned(),
+            format!("printf '{MATPLOTLIB_SETUP_CFG}' > build/ponder-mplsetup.cfg"),
+            "export MPLSETUPCFG=\"$PWD/build/ponder-mplsetup.cfg\"".to_owned(),
+        ]);
+        recipe.notes.push(
+            "matplotlib is built against the system's freetype and qhull (scripts/setup.sh installs \
+             them) because its setup downloads them; image comparisons that draw text can differ \
+             from baselines made with freetype 2.6.1"
+                .to_owned(),
+        );
+    }
 }
 
 /// Rewrites the harness's checkout path `/testbed` to the step's working directory.
@@ -232,6 +257,44 @@ mod tests {
             recipe.notes.iter().any(|n| n.contains("instead")),
             "{:?}",
             recipe.notes
+        );
+    }
+
+    #[test]
+    fn matplotlib_builds_against_the_system_libraries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path());
+        git.run(&["init", "-q"]).unwrap();
+        git.run(&["commit", "-q", "--allow-empty", "-m", "x"])
+            .unwrap();
+        let head = git.run(&["rev-parse", "HEAD"]).unwrap().trim().to_owned();
+        let row = serde_json::json!({
+            "instance_id": "matplotlib__matplotlib-1", "repo": "matplotlib/matplotlib",
+            "base_commit": head, "test_patch": "", "version": "3.5",
+            "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]"
+        });
+        let instance: Instance = serde_json::from_value(row).unwrap();
+        let spec = RepoVersionSpec {
+            python: "3.11".into(),
+            install: Some("python -m pip install -e .".into()),
+            ..Default::default()
+        };
+        let recipe = recipe_for(&instance, &spec, tmp.path()).unwrap();
+        let steps = recipe.pre_install.join("\n");
+        assert!(steps.contains("system_freetype = true"), "{steps}");
+        assert!(steps.ends_with("export MPLSETUPCFG=\"$PWD/build/ponder-mplsetup.cfg\""));
+        assert!(recipe.notes.iter().any(|n| n.contains("freetype 2.6.1")));
+        // Other repositories are left as their specs say.
+        let other: Instance = serde_json::from_value(serde_json::json!({
+            "instance_id": "o__n-1", "repo": "o/n", "base_commit": head, "test_patch": "",
+            "version": "1.0", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]"
+        }))
+        .unwrap();
+        assert!(
+            recipe_for(&other, &spec, tmp.path())
+                .unwrap()
+                .pre_install
+                .is_empty()
         );
     }
 
