@@ -39,8 +39,8 @@ pub use layer::{Activation, CommandRecord, Layer, LayerOptions, LayerRecord};
 pub use python::{DiscoveryConfig, Interpreter, Interpreters};
 pub use recipe::{EnvRecipe, SkipReason, classify_command};
 pub use store::{
-    BaseEnv, BasePlan, BuildOptions, DroppedRequirement, EnvState, EnvStatus, EnvStore, EnvSummary,
-    MAX_DROPPED_REQUIREMENTS, disk_usage,
+    BUILDER_VERSION, BaseEnv, BasePlan, BuildOptions, DroppedRequirement, EnvState, EnvStatus,
+    EnvStore, EnvSummary, MAX_DROPPED_REQUIREMENTS, RECIPE_FORMAT, disk_usage,
 };
 pub use tools::{Tool, ToolChoice};
 

@@ -39,6 +39,11 @@ use crate::unavailable::unavailable_requirements;
 /// 2: bytecode compiled at install time (as pip does), unavailable requirements dropped.
 pub const RECIPE_FORMAT: u32 = 2;
 
+/// Bumped whenever the builder learns to build something it could not (a new retry path), so
+/// that failures it recorded earlier are tried again instead of being reported as remembered.
+/// 1: pip's legacy setup.py path as the last retry of a failed distribution build.
+pub const BUILDER_VERSION: u32 = 1;
+
 /// How many requirement lines a build may drop as unavailable before it gives up.
 pub const MAX_DROPPED_REQUIREMENTS: usize = 20;
 
@@ -113,6 +118,9 @@ pub struct DroppedRequirement {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvStatus {
     pub format: u32,
+    /// [`BUILDER_VERSION`] of the ponder that wrote it (0 before it was recorded).
+    #[serde(default)]
+    pub builder: u32,
     pub hash: String,
     pub state: EnvState,
     /// Why the build failed (the failing step and its error lines).
@@ -382,7 +390,9 @@ impl EnvStore {
                 {
                     return Ok(reuse(s));
                 }
-                Some(s) if s.state == EnvState::Failed => return Err(previously_failed(&plan, s)),
+                Some(s) if s.state == EnvState::Failed && s.builder >= BUILDER_VERSION => {
+                    return Err(previously_failed(&plan, s));
+                }
                 _ => {}
             }
         }
@@ -402,7 +412,9 @@ impl EnvStore {
                 {
                     return Ok(reuse(s));
                 }
-                Some(s) if s.state == EnvState::Failed => return Err(previously_failed(&plan, s)),
+                Some(s) if s.state == EnvState::Failed && s.builder >= BUILDER_VERSION => {
+                    return Err(previously_failed(&plan, s));
+                }
                 _ => {}
             }
         }
@@ -435,6 +447,7 @@ impl EnvStore {
         let venv_python = venv.join("bin/python");
         let mut status = EnvStatus {
             format: RECIPE_FORMAT,
+            builder: BUILDER_VERSION,
             hash: plan.hash.clone(),
             state: EnvState::Building,
             reason: None,
@@ -691,11 +704,61 @@ impl EnvStore {
                     dir,
                     &[],
                 )? {
-                    runner.flush();
-                    return Err(fail(
-                        &mut status,
-                        format!("{first}\nwithout isolation: {}", f.reason),
-                    ));
+                    // Last resort, as the harness's old images built: pip's legacy path
+                    // (`setup.py install`, no PEP 517), which setuptools releases older than
+                    // the `__legacy__` backend (38.x, pinned by astropy 1.3's spec) still
+                    // support. Only the distributions that failed; then everything again.
+                    let legacy: Vec<String> = packages
+                        .iter()
+                        .filter(|p| failed.contains(&crate::recipe::requirement_name(p)))
+                        .cloned()
+                        .collect();
+                    let has_pip = venv.join("bin/pip").exists();
+                    let recovered = !legacy.is_empty()
+                        && has_pip
+                        && uv.is_some()
+                        && {
+                            runner.note(
+                                "building again with pip's legacy setup.py path \
+                                 (--no-use-pep517 --no-build-isolation)",
+                            );
+                            let mut argv = vec![
+                                s(&venv_python),
+                                "-m".into(),
+                                "pip".into(),
+                                "install".into(),
+                                "--no-build-isolation".into(),
+                                "--no-use-pep517".into(),
+                            ];
+                            argv.extend(legacy.iter().cloned());
+                            runner
+                                .run_checked(
+                                    "install packages with pip's legacy build",
+                                    &argv,
+                                    dir,
+                                    &[],
+                                )?
+                                .is_ok()
+                        }
+                        && {
+                            let mut again = install_prefix(&[]);
+                            again.extend(packages.iter().cloned());
+                            runner
+                                .run_checked(
+                                    "install packages after the legacy build",
+                                    &again,
+                                    dir,
+                                    &[],
+                                )?
+                                .is_ok()
+                        };
+                    if !recovered {
+                        runner.flush();
+                        return Err(fail(
+                            &mut status,
+                            format!("{first}\nwithout isolation: {}", f.reason),
+                        ));
+                    }
                 }
             }
         }

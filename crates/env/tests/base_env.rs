@@ -281,6 +281,18 @@ fn failing_build_is_recorded_and_remembered() {
         )
         .unwrap_err();
     assert!(matches!(forced, EnvError::BuildFailed { .. }), "{forced}");
+
+    // A failure recorded by an older builder (one that knew fewer ways to build) is tried again.
+    let status_path = store.envs_dir().join(hash).join("status.json");
+    let mut recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
+    assert_eq!(recorded["builder"], ponder_env::BUILDER_VERSION);
+    recorded["builder"] = serde_json::json!(0);
+    std::fs::write(&status_path, recorded.to_string()).unwrap();
+    let retried = store
+        .ensure_base(&recipe, &BuildOptions::default())
+        .unwrap_err();
+    assert!(matches!(retried, EnvError::BuildFailed { .. }), "{retried}");
 }
 
 #[test]
