@@ -108,6 +108,16 @@ const MATPLOTLIB_SETUP_CFG: &str = "[libs]\nsystem_freetype = true\nsystem_qhull
 /// recipe's notes (and so in every instance's result).
 fn build_offline(repo: &str, recipe: &mut EnvRecipe) {
     if repo == "matplotlib/matplotlib" {
+        // The spec's steps that fetch and unpack qhull's source (the download itself is never
+        // run, being a download) have nothing to do with the system library.
+        let before = recipe.pre_install.len();
+        recipe.pre_install.retain(|c| !c.contains("QHULL"));
+        if recipe.pre_install.len() < before {
+            recipe.notes.push(format!(
+                "{} pre_install step(s) that fetch and unpack qhull's source left out",
+                before - recipe.pre_install.len()
+            ));
+        }
         // `build/` is ignored by matplotlib's .gitignore (the harness unpacks qhull there too),
         // and the exported variable reaches the install step, which runs in the same script.
         recipe.pre_install.extend([
@@ -277,10 +287,24 @@ mod tests {
         let spec = RepoVersionSpec {
             python: "3.11".into(),
             install: Some("python -m pip install -e .".into()),
+            pre_install: vec![
+                "apt-get -y update".into(),
+                "QHULL_TAR=\"/tmp/qhull-2020-src-8.0.2.tgz\"".into(),
+                "wget -O \"$QHULL_TAR\" \"$QHULL_URL\"".into(),
+                "tar -xvzf \"$QHULL_TAR\" -C \"$QHULL_BUILD_DIR\"".into(),
+            ],
             ..Default::default()
         };
         let recipe = recipe_for(&instance, &spec, tmp.path()).unwrap();
+        assert_eq!(recipe.pre_install[0], "apt-get -y update");
+        assert!(
+            recipe
+                .notes
+                .iter()
+                .any(|n| n.starts_with("3 pre_install step(s)"))
+        );
         let steps = recipe.pre_install.join("\n");
+        assert!(!steps.contains("QHULL"), "{steps}");
         assert!(steps.contains("system_freetype = true"), "{steps}");
         assert!(steps.ends_with("export MPLSETUPCFG=\"$PWD/build/ponder-mplsetup.cfg\""));
         assert!(recipe.notes.iter().any(|n| n.contains("freetype 2.6.1")));
@@ -290,11 +314,9 @@ mod tests {
             "version": "1.0", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]"
         }))
         .unwrap();
-        assert!(
-            recipe_for(&other, &spec, tmp.path())
-                .unwrap()
-                .pre_install
-                .is_empty()
+        assert_eq!(
+            recipe_for(&other, &spec, tmp.path()).unwrap().pre_install,
+            spec.pre_install
         );
     }
 
