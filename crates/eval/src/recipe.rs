@@ -118,13 +118,17 @@ fn build_offline(repo: &str, recipe: &mut EnvRecipe) {
                 before - recipe.pre_install.len()
             ));
         }
-        // `build/` is ignored by matplotlib's .gitignore (the harness unpacks qhull there too),
-        // and the exported variable reaches the install step, which runs in the same script.
+        // `build/` is ignored by matplotlib's .gitignore (the harness unpacks qhull there too).
+        // The variable is relative: setup.py runs in the work tree; it is set for every step
+        // (pre_install and install run as separate scripts).
         recipe.pre_install.extend([
             "mkdir -p build".to_owned(),
             format!("printf '{MATPLOTLIB_SETUP_CFG}' > build/ponder-mplsetup.cfg"),
-            "export MPLSETUPCFG=\"$PWD/build/ponder-mplsetup.cfg\"".to_owned(),
         ]);
+        recipe.env.insert(
+            "MPLSETUPCFG".to_owned(),
+            "build/ponder-mplsetup.cfg".to_owned(),
+        );
         recipe.notes.push(
             "matplotlib is built against the system's freetype and qhull (scripts/setup.sh installs \
              them) because its setup downloads them; image comparisons that draw text can differ \
@@ -306,7 +310,8 @@ mod tests {
         let steps = recipe.pre_install.join("\n");
         assert!(!steps.contains("QHULL"), "{steps}");
         assert!(steps.contains("system_freetype = true"), "{steps}");
-        assert!(steps.ends_with("export MPLSETUPCFG=\"$PWD/build/ponder-mplsetup.cfg\""));
+        assert!(steps.ends_with("> build/ponder-mplsetup.cfg"), "{steps}");
+        assert_eq!(recipe.env["MPLSETUPCFG"], "build/ponder-mplsetup.cfg");
         assert!(recipe.notes.iter().any(|n| n.contains("freetype 2.6.1")));
         // Other repositories are left as their specs say.
         let other: Instance = serde_json::from_value(serde_json::json!({
