@@ -2,6 +2,7 @@
 //! turns their results into terminal output and an exit code. No logic of its own lives here.
 
 mod code;
+mod llm;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +38,14 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: EnvCommand,
+    },
+    /// Check model servers and ask a model (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama).
+    Llm {
+        #[command(subcommand)]
+        command: llm::LlmCommand,
+        /// Where ponder keeps its caches (the replay cache goes under llm/).
+        #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache(), global = true)]
+        cache_dir: PathBuf,
     },
     /// Index a source tree and query it as the model does: symbols, skeletons, search tools,
     /// retrieval.
@@ -207,6 +216,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Env { command } => env(command),
         Command::Code { command, cache_dir } => code::run(command, &cache_dir),
+        Command::Llm { command, cache_dir } => llm::run(command, &cache_dir),
     };
     match result {
         Ok(code) => code,
