@@ -135,6 +135,8 @@ enum AttemptError {
 
 struct EndpointState {
     endpoint: Endpoint,
+    /// `{base}/chat/completions`, built once.
+    chat_url: String,
     in_flight: AtomicUsize,
     /// Milliseconds since the client started until which the endpoint is avoided.
     avoid_until_ms: std::sync::atomic::AtomicU64,
@@ -186,6 +188,7 @@ impl LlmClient {
                 .endpoints
                 .iter()
                 .map(|e| EndpointState {
+                    chat_url: format!("{}/chat/completions", e.base_url.trim_end_matches('/')),
                     endpoint: e.clone(),
                     in_flight: AtomicUsize::new(0),
                     avoid_until_ms: 0.into(),
@@ -358,16 +361,22 @@ impl LlmClient {
         seed_slot: Option<u32>,
         budget: &TaskBudget,
     ) -> Result<(String, Vec<Completion>, Usage), LlmError> {
-        let mut request = request.clone();
-        if let (Some(slot), Some(seed)) = (seed_slot, request.seed) {
-            request.seed = Some(seed.wrapping_add(slot as u64));
-        }
-        let body = wire::request_body(&self.spec.model, &request, n, self.spec.stream);
+        let seed = match (seed_slot, request.seed) {
+            (Some(slot), Some(seed)) => Some(seed.wrapping_add(slot as u64)),
+            _ => None,
+        };
+        let body = bytes::Bytes::from(wire::request_bytes(
+            &self.spec.model,
+            request,
+            n,
+            self.spec.stream,
+            seed,
+        ));
         let completion_cap = request
             .max_tokens
             .unwrap_or(self.options.assumed_max_tokens) as u64
             * n as u64;
-        let reservation = budget.reserve(prompt_estimate(&request) + completion_cap)?;
+        let reservation = budget.reserve(prompt_estimate(request) + completion_cap)?;
         let mut last = String::new();
         let attempts = self.options.retries + 1;
         for attempt in 0..attempts {
@@ -380,13 +389,13 @@ impl LlmClient {
                     .map_err(|_| LlmError::Config("the client was shut down".into()))?;
                 let state = &self.endpoints[ep];
                 state.in_flight.fetch_add(1, Ordering::Relaxed);
-                let r = self.attempt(ep, &body).await;
+                let r = self.attempt(ep, body.clone()).await;
                 state.in_flight.fetch_sub(1, Ordering::Relaxed);
                 r
             };
             match outcome {
                 Ok((model, choices, usage)) => {
-                    let usage = usage.unwrap_or_else(|| estimated_usage(&request, &choices));
+                    let usage = usage.unwrap_or_else(|| estimated_usage(request, &choices));
                     reservation.settle(&usage);
                     return Ok((model, choices, usage));
                 }
@@ -454,17 +463,15 @@ impl LlmClient {
     async fn attempt(
         &self,
         ep: usize,
-        body: &serde_json::Value,
+        body: bytes::Bytes,
     ) -> Result<(String, Vec<Completion>, Option<Usage>), AttemptError> {
         let endpoint = &self.endpoints[ep].endpoint;
-        let url = format!(
-            "{}/chat/completions",
-            endpoint.base_url.trim_end_matches('/')
-        );
+        let url = &self.endpoints[ep].chat_url;
         let mut req = self
             .http
-            .post(&url)
-            .json(body)
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .timeout(self.options.request_timeout);
         if let Some(key) = &endpoint.api_key {
             req = req.bearer_auth(key);

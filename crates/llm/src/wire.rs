@@ -6,66 +6,309 @@ use crate::reasoning;
 use crate::types::{
     ChatRequest, Completion, FinishReason, Message, TokenLogprob, ToolCallRequest, Usage,
 };
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The JSON body for `POST {base}/chat/completions`.
+/// The JSON body for `POST {base}/chat/completions`, as a value (for inspection and tests).
 pub fn request_body(model: &str, request: &ChatRequest, n: u32, stream: bool) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    body.insert(
-        "messages".into(),
-        Value::Array(request.messages.iter().map(message).collect()),
-    );
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(k.into(), v);
-        }
-    };
-    put("temperature", request.temperature.map(|t| json!(t)));
-    put("top_p", request.top_p.map(|t| json!(t)));
-    put("max_tokens", request.max_tokens.map(|t| json!(t)));
-    put(
-        "stop",
-        (!request.stop.is_empty()).then(|| json!(request.stop)),
-    );
-    put("seed", request.seed.map(|s| json!(s)));
-    put("n", (n != 1).then(|| json!(n)));
-    put("logprobs", request.logprobs.then_some(json!(true)));
-    put(
-        "top_logprobs",
-        request
-            .top_logprobs
-            .filter(|_| request.logprobs)
-            .map(|k| json!(k)),
-    );
-    put("tools", request.tools.clone());
-    put("tool_choice", request.tool_choice.clone());
-    if stream {
-        put("stream", Some(json!(true)));
-        // Usage arrives in a last chunk only when asked for.
-        put("stream_options", Some(json!({"include_usage": true})));
-    }
-    for (k, v) in &request.extra {
-        body.insert(k.clone(), v.clone());
-    }
-    Value::Object(body)
+    serde_json::from_slice(&request_bytes(model, request, n, stream, None)).unwrap_or(Value::Null)
 }
 
-fn message(m: &Message) -> Value {
-    let mut v = json!({"role": m.role, "content": m.content});
-    if let Some(id) = &m.tool_call_id {
-        v["tool_call_id"] = json!(id);
-    }
-    if !m.tool_calls.is_empty() {
-        v["tool_calls"] = Value::Array(
-            m.tool_calls
+/// The serialized body, written straight from the request (no intermediate JSON tree: at
+/// hundreds of calls in flight the client's own CPU per call matters). `seed` replaces the
+/// request's seed when given (emulated samples each get their own).
+pub fn request_bytes(
+    model: &str,
+    request: &ChatRequest,
+    n: u32,
+    stream: bool,
+    seed: Option<u64>,
+) -> Vec<u8> {
+    let body = BodyWire {
+        model,
+        messages: request.messages.iter().map(MessageOut::from).collect(),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        max_tokens: request.max_tokens,
+        stop: &request.stop,
+        seed: seed.or(request.seed),
+        n: (n != 1).then_some(n),
+        logprobs: request.logprobs.then_some(true),
+        top_logprobs: request.top_logprobs.filter(|_| request.logprobs),
+        tools: request.tools.as_ref(),
+        tool_choice: request.tool_choice.as_ref(),
+        stream: stream.then_some(true),
+        // Usage arrives in a last chunk only when asked for.
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        extra: &request.extra,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct BodyWire<'a> {
+    model: &'a str,
+    messages: Vec<MessageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    /// Server-specific fields, sent as they are.
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: crate::types::Role,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallOut<'a>>,
+}
+
+impl<'a> From<&'a Message> for MessageOut<'a> {
+    fn from(m: &'a Message) -> Self {
+        MessageOut {
+            role: m.role,
+            content: &m.content,
+            tool_call_id: m.tool_call_id.as_deref(),
+            tool_calls: m
+                .tool_calls
                 .iter()
-                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .map(|c| ToolCallOut {
+                    id: &c.id,
+                    kind: "function",
+                    function: FunctionOut {
+                        name: &c.name,
+                        arguments: &c.arguments,
+                    },
+                })
                 .collect(),
-        );
+        }
     }
-    v
+}
+
+#[derive(Serialize)]
+struct ToolCallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+// Typed views of replies and chunks: the fast path. Any field that does not fit (a server with
+// its own ideas) sends the body to the lenient `Value` reader below instead.
+
+#[derive(Deserialize)]
+struct ReplyIn {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<ChoiceIn>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+}
+
+#[derive(Deserialize)]
+struct ChunkIn {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Option<Vec<ChoiceIn>>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default, alias = "delta")]
+    message: Option<MessageIn>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<LogprobsIn>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallIn>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallIn {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LogprobsIn {
+    #[serde(default)]
+    content: Option<Vec<TokenIn>>,
+}
+
+#[derive(Deserialize)]
+struct TokenIn {
+    token: String,
+    logprob: f64,
+    #[serde(default)]
+    top_logprobs: Option<Vec<TopIn>>,
+}
+
+#[derive(Deserialize)]
+struct TopIn {
+    token: String,
+    logprob: f64,
+}
+
+#[derive(Deserialize)]
+struct UsageIn {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<CachedIn>,
+    #[serde(default)]
+    completion_tokens_details: Option<ReasoningIn>,
+}
+
+#[derive(Deserialize)]
+struct CachedIn {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningIn {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl UsageIn {
+    fn into_usage(self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            cached_prompt_tokens: self
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl Accumulated {
+    /// Adds one typed choice (a whole message or a stream delta).
+    fn add_typed(&mut self, choice: ChoiceIn) {
+        if let Some(m) = choice.message {
+            if let Some(c) = m.content {
+                self.content.push_str(&c);
+            }
+            if let Some(r) = m.reasoning_content.or(m.reasoning) {
+                self.reasoning.push_str(&r);
+            }
+            for (k, call) in m.tool_calls.into_iter().flatten().enumerate() {
+                let key = call.index.unwrap_or(k as u64);
+                let entry = self
+                    .tool_calls
+                    .entry(key)
+                    .or_insert_with(|| ToolCallRequest {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                if let Some(id) = call.id.filter(|i| !i.is_empty()) {
+                    entry.id = id;
+                }
+                if let Some(f) = call.function {
+                    entry.name.push_str(f.name.as_deref().unwrap_or_default());
+                    entry
+                        .arguments
+                        .push_str(f.arguments.as_deref().unwrap_or_default());
+                }
+            }
+        }
+        if let Some(tokens) = choice.logprobs.and_then(|l| l.content) {
+            let list = self.logprobs.get_or_insert_with(Vec::new);
+            list.extend(tokens.into_iter().map(|t| {
+                TokenLogprob {
+                    token: t.token,
+                    logprob: t.logprob,
+                    top: t
+                        .top_logprobs
+                        .into_iter()
+                        .flatten()
+                        .map(|a| (a.token, a.logprob))
+                        .collect(),
+                }
+            }));
+        }
+        if let Some(f) = choice.finish_reason {
+            self.finish_reason = Some(f);
+        }
+    }
 }
 
 /// A reply that could not be read as the format says.
@@ -74,6 +317,24 @@ pub struct Malformed(pub String);
 
 /// A whole (non-streamed) reply: model name, samples, usage.
 pub fn parse_reply(body: &[u8]) -> Result<(String, Vec<Completion>, Option<Usage>), Malformed> {
+    if let Ok(reply) = serde_json::from_slice::<ReplyIn>(body) {
+        let mut out = Vec::with_capacity(reply.choices.len());
+        for (i, c) in reply.choices.into_iter().enumerate() {
+            let index = c.index.unwrap_or(i as u32);
+            let mut acc = Accumulated::default();
+            acc.add_typed(c);
+            out.push(acc.finish(index));
+        }
+        return Ok((
+            reply.model.unwrap_or_default(),
+            out,
+            reply.usage.map(UsageIn::into_usage),
+        ));
+    }
+    parse_reply_lenient(body)
+}
+
+fn parse_reply_lenient(body: &[u8]) -> Result<(String, Vec<Completion>, Option<Usage>), Malformed> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Malformed(format!("the reply is not JSON ({e}): {}", preview(body))))?;
     let choices = v
@@ -243,6 +504,26 @@ impl StreamGatherer {
         if data.is_empty() {
             return Ok(());
         }
+        if let Ok(chunk) = serde_json::from_str::<ChunkIn>(data) {
+            if let Some(err) = chunk.error {
+                return Err(Malformed(format!(
+                    "the server reported an error mid-stream: {err}"
+                )));
+            }
+            if self.model.is_empty()
+                && let Some(m) = chunk.model
+            {
+                self.model = m;
+            }
+            if let Some(u) = chunk.usage {
+                self.usage = Some(u.into_usage());
+            }
+            for (i, c) in chunk.choices.into_iter().flatten().enumerate() {
+                let index = c.index.unwrap_or(i as u32);
+                self.samples.entry(index).or_default().add_typed(c);
+            }
+            return Ok(());
+        }
         let v: Value = serde_json::from_str(data).map_err(|e| {
             Malformed(format!(
                 "a stream chunk is not JSON ({e}): {}",
@@ -325,6 +606,7 @@ impl StreamGatherer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn request_bodies_carry_only_what_was_asked() {
@@ -347,6 +629,53 @@ mod tests {
             ),
             (json!(4), json!(5), json!(true))
         );
+    }
+
+    #[test]
+    fn odd_replies_fall_back_to_the_lenient_reader() {
+        // `index` as a string does not fit the typed view; the lenient reader still reads it.
+        let body = br#"{"model":"m","choices":[{"index":"0","message":{"content":"<think>t</think>x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        let (model, samples, usage) = parse_reply(body).unwrap();
+        assert_eq!(
+            (
+                model.as_str(),
+                samples[0].answer.as_str(),
+                samples[0].reasoning.as_deref()
+            ),
+            ("m", "x", Some("t"))
+        );
+        assert_eq!(usage.unwrap().total(), 5);
+        let mut g = StreamGatherer::default();
+        g.push(r#"{"choices":[{"index":0,"delta":{"content":"a","tool_calls":null},"logprobs":null,"finish_reason":null}],"usage":null}"#).unwrap();
+        g.push(r#"{"choices":[{"index":"0","delta":{"content":"b"},"finish_reason":"stop"}]}"#)
+            .unwrap();
+        assert_eq!(g.finish().1[0].answer, "ab");
+        assert!(parse_reply(b"<html>502 Bad Gateway</html>").is_err());
+    }
+
+    #[test]
+    fn bodies_carry_tool_calls_and_seed_overrides() {
+        let mut r = ChatRequest::new(vec![Message::assistant("")]);
+        r.messages[0].tool_calls.push(ToolCallRequest {
+            id: "c1".into(),
+            name: "search_class".into(),
+            arguments: "{}".into(),
+        });
+        r.messages.push(Message {
+            role: crate::types::Role::Tool,
+            content: "found".into(),
+            tool_call_id: Some("c1".into()),
+            tool_calls: vec![],
+        });
+        r.seed = Some(5);
+        let v: Value = serde_json::from_slice(&request_bytes("m", &r, 1, false, Some(9))).unwrap();
+        assert_eq!(v["seed"], 9);
+        assert_eq!(
+            v["messages"][0]["tool_calls"][0],
+            json!({"id": "c1", "type": "function", "function": {"name": "search_class", "arguments": "{}"}})
+        );
+        assert_eq!(v["messages"][1]["tool_call_id"], "c1");
+        assert!(v.get("stream").is_none());
     }
 
     #[test]
