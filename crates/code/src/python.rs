@@ -5,7 +5,7 @@
 //! it in `decorated_definition`), and a body ends at its last statement, not at comments that
 //! tree-sitter keeps inside the block.
 
-use crate::symbol::{Symbol, SymbolKind};
+use crate::symbol::{Symbol, kind_and_qualname};
 use std::cell::RefCell;
 use tree_sitter::{Node, Parser, Tree};
 
@@ -110,16 +110,7 @@ fn definition_symbol(
     let name_node = node.child_by_field_name("name")?;
     let name = String::from_utf8_lossy(&source[name_node.byte_range()]).into_owned();
     let parent = scope.map(|i| &symbols[i as usize]);
-    let kind = match (is_class, parent.map(|p| p.kind)) {
-        (true, _) => SymbolKind::Class,
-        (false, Some(SymbolKind::Class)) => SymbolKind::Method,
-        (false, _) => SymbolKind::Function,
-    };
-    let qualname = match parent {
-        None => name.clone(),
-        Some(p) if p.kind == SymbolKind::Class => format!("{}.{name}", p.qualname),
-        Some(p) => format!("{}.<locals>.{name}", p.qualname),
-    };
+    let (kind, qualname) = kind_and_qualname(is_class, &name, parent);
     let start = match node.parent() {
         Some(p) if p.kind() == "decorated_definition" => p.start_position().row,
         _ => node.start_position().row,

@@ -15,7 +15,7 @@
 //! fields (PEP 701). A definition ends at the last code token of the last logical line indented
 //! deeper than it, or at the end of its own line when the body follows the colon.
 
-use crate::symbol::{Symbol, SymbolKind};
+use crate::symbol::{Symbol, kind_and_qualname};
 
 /// Definitions of `source` in source order, plus the lines of lexical errors (unterminated
 /// strings or brackets, a stray closing bracket), at most five.
@@ -150,16 +150,7 @@ impl<'a> Scanner<'a> {
                 } => {
                     let parent = open.last().map(|o| o.symbol);
                     let parent_symbol = parent.map(|p| &symbols[p]);
-                    let kind = match (is_class, parent_symbol.map(|p| p.kind)) {
-                        (true, _) => SymbolKind::Class,
-                        (false, Some(SymbolKind::Class)) => SymbolKind::Method,
-                        (false, _) => SymbolKind::Function,
-                    };
-                    let qualname = match parent_symbol {
-                        None => name.clone(),
-                        Some(p) if p.kind == SymbolKind::Class => format!("{}.{name}", p.qualname),
-                        Some(p) => format!("{}.<locals>.{name}", p.qualname),
-                    };
+                    let (kind, qualname) = kind_and_qualname(is_class, &name, parent_symbol);
                     symbols.push(Symbol {
                         kind,
                         name,

@@ -46,6 +46,27 @@ pub struct Symbol {
     pub is_async: bool,
 }
 
+/// The kind and qualified name of a definition named `name` whose innermost enclosing definition
+/// is `parent`, by Python's rules: a function directly in a class scope is a method, and names
+/// nest as `__qualname__` does (`Outer.method`, `func.<locals>.helper`).
+pub fn kind_and_qualname(
+    is_class: bool,
+    name: &str,
+    parent: Option<&Symbol>,
+) -> (SymbolKind, String) {
+    let kind = match (is_class, parent.map(|p| p.kind)) {
+        (true, _) => SymbolKind::Class,
+        (false, Some(SymbolKind::Class)) => SymbolKind::Method,
+        (false, _) => SymbolKind::Function,
+    };
+    let qualname = match parent {
+        None => name.to_string(),
+        Some(p) if p.kind == SymbolKind::Class => format!("{}.{name}", p.qualname),
+        Some(p) => format!("{}.<locals>.{name}", p.qualname),
+    };
+    (kind, qualname)
+}
+
 impl Symbol {
     pub fn contains_line(&self, line: u32) -> bool {
         self.start_line <= line && line <= self.end_line

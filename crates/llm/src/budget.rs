@@ -140,17 +140,9 @@ impl Ledger {
     }
 }
 
-// Like `Usage::add`, but the counts come from a server, and a garbage report must not panic on
-// overflow.
 fn add_usage(total: &mut Usage, more: &Usage) {
-    total.prompt_tokens = total.prompt_tokens.saturating_add(more.prompt_tokens);
-    total.completion_tokens = total
-        .completion_tokens
-        .saturating_add(more.completion_tokens);
-    total.cached_prompt_tokens = total
-        .cached_prompt_tokens
-        .saturating_add(more.cached_prompt_tokens);
-    total.reasoning_tokens = total.reasoning_tokens.saturating_add(more.reasoning_tokens);
+    // `Usage::add` saturates: counts come from servers, and a garbage report must not panic.
+    total.add(more);
 }
 
 // A panic elsewhere cannot leave a ledger half-updated (updates are plain additions done after
