@@ -5,6 +5,8 @@
 
 pub mod calls;
 pub mod edit;
+pub mod prompts;
 
 pub use calls::{Extracted, extract_calls};
 pub use edit::{EditBlock, EditError, EditedFiles, Span, apply_edit, parse_edits};
+pub use prompts::{Prompts, StageLimits};
