@@ -1,23 +1,8 @@
 //! `ponder code` end to end: the binary on a small tree, its JSON output and exit statuses.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const PONDER: &str = env!("CARGO_BIN_EXE_ponder");
-
-fn ponder(args: &[&str], cache: &Path) -> (i32, String, String) {
-    let out = Command::new(PONDER)
-        .args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .output()
-        .expect("run ponder");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::ponder;
 
 #[test]
 fn code_commands_on_a_small_tree() {

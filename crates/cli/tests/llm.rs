@@ -1,29 +1,10 @@
 //! `ponder llm` end to end against a real HTTP server speaking the OpenAI wire format
 //! (ponder-scripted-model, a test double whose replies are scripted).
 
+mod common;
+
+use common::ponder;
 use ponder_scripted_model::{Reply, Script, ScriptedServer, ServerOptions};
-use std::process::Command;
-
-const PONDER: &str = env!("CARGO_BIN_EXE_ponder");
-
-fn ponder(args: &[&str], cache: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(PONDER)
-        .args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("PONDER_MODEL")
-        .env_remove("PONDER_CONFIG")
-        .current_dir(cache)
-        .output()
-        .expect("run ponder");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn chat_prints_answers_reasoning_and_usage() {

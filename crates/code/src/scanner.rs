@@ -45,6 +45,27 @@ struct Open {
     indent: u32,
 }
 
+/// Closes the open definitions whose block a line at `indent` is not part of (all of them for
+/// `None`, at the end of the file); each passes its end on to the one enclosing it.
+fn close_blocks(open: &mut Vec<Open>, symbols: &mut [Symbol], indent: Option<u32>) {
+    while let Some(top) = open.last() {
+        if indent.is_some_and(|i| top.indent < i) {
+            break;
+        }
+        let closed = open.pop().expect("checked non-empty");
+        let end = symbols[closed.symbol].end_line;
+        extend_innermost(open, symbols, end);
+    }
+}
+
+/// Code up to `line` belongs to the innermost open definition.
+fn extend_innermost(open: &[Open], symbols: &mut [Symbol], line: u32) {
+    if let Some(top) = open.last() {
+        let s = &mut symbols[top.symbol];
+        s.end_line = s.end_line.max(line);
+    }
+}
+
 enum Head {
     Decorator,
     Def {
@@ -125,17 +146,7 @@ impl<'a> Scanner<'a> {
             }
             let start_line = self.line;
             // Close the definitions this line is not inside of.
-            while let Some(top) = open.last() {
-                if top.indent < indent {
-                    break;
-                }
-                let closed = open.pop().expect("checked non-empty");
-                let end = symbols[closed.symbol].end_line;
-                if let Some(parent) = open.last() {
-                    let p = &mut symbols[parent.symbol];
-                    p.end_line = p.end_line.max(end);
-                }
-            }
+            close_blocks(&mut open, &mut symbols, Some(indent));
             let head = self.head();
             let is_def = matches!(head, Head::Def { .. });
             let end = self.rest_of_logical_line(is_def);
@@ -166,27 +177,17 @@ impl<'a> Scanner<'a> {
                             symbol: symbols.len() - 1,
                             indent,
                         });
-                    } else if let Some(parent) = open.last() {
-                        let p = &mut symbols[parent.symbol];
-                        p.end_line = p.end_line.max(end.last_code_line);
+                    } else {
+                        extend_innermost(&open, &mut symbols, end.last_code_line);
                     }
                 }
                 Head::Other => {
                     decorator_line = None;
-                    if let Some(top) = open.last() {
-                        let t = &mut symbols[top.symbol];
-                        t.end_line = t.end_line.max(end.last_code_line);
-                    }
+                    extend_innermost(&open, &mut symbols, end.last_code_line);
                 }
             }
         }
-        while let Some(closed) = open.pop() {
-            let end = symbols[closed.symbol].end_line;
-            if let Some(parent) = open.last() {
-                let p = &mut symbols[parent.symbol];
-                p.end_line = p.end_line.max(end);
-            }
-        }
+        close_blocks(&mut open, &mut symbols, None);
         self.errors.sort_unstable();
         (symbols, self.errors)
     }

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use ponder_env::{BuildOptions, EnvRecipe, LayerOptions, Tool, ToolChoice};
+use ponder_env::{BuildOptions, EnvRecipe, Tool, ToolChoice};
 use ponder_sandbox::{CommandSpec, Policy};
 
 /// Names of the `.pyc` files in `dir/__pycache__`.
@@ -69,15 +69,8 @@ fn uv_base_is_compiled_and_imports_under_warnings_as_errors() {
     std::fs::create_dir_all(&wt).unwrap();
     std::fs::write(wt.join("README"), "empty project\n").unwrap();
     common::git_commit_all(&wt);
-    let layer = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
-        .expect("layer");
+    let layer =
+        common::layer(&store, &base, &recipe, &wt, &root.path().join("layer")).expect("layer");
     let run = |code: &str| {
         layer
             .run(
@@ -125,11 +118,7 @@ fn python36_base_with_uv_is_compiled_too() {
     };
     let root = common::temp_dir("bytecode36");
     let store = common::store(root.path(), sandbox);
-    if store.interpreters().find("3.6").is_none() {
-        eprintln!(
-            "SKIPPED: no Python 3.6 (found {})",
-            store.interpreters().summary()
-        );
+    if !common::has_python(&store, "3.6") {
         return;
     }
     let recipe = EnvRecipe {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use ponder_env::{BuildOptions, EnvRecipe, Interpreters, LayerOptions};
+use ponder_env::{BuildOptions, EnvRecipe, Interpreters};
 use ponder_sandbox::{CommandSpec, Policy};
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -139,14 +139,7 @@ fn detected_recipe_builds_and_installs_a_real_project() {
     let base = store
         .ensure_base(&recipe, &BuildOptions::default())
         .expect("base builds");
-    let layer = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
+    let layer = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer"))
         .expect("layer builds");
     let out = layer
         .run(

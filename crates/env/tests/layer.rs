@@ -272,14 +272,7 @@ fn pip_in_a_layer_sees_the_base_and_leaves_it_alone() {
         ..EnvRecipe::default()
     };
     let t = Instant::now();
-    let layer = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
+    let layer = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer"))
         .expect("layer builds");
     eprintln!(
         "MEASURED: instance layer for requests 2.27.1 (setup.py, deps in base) with pip: {:.2}s",
@@ -335,21 +328,11 @@ fn pip_in_a_layer_sees_the_base_and_leaves_it_alone() {
     let foreign = root.path().join("not-a-layer");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
-    let err = store
-        .create_layer(&base, &recipe, &wt, &foreign, &LayerOptions::default())
-        .unwrap_err();
+    let err = common::layer(&store, &base, &recipe, &wt, &foreign).unwrap_err();
     assert!(err.to_string().contains("not a ponder layer"), "{err}");
     assert!(foreign.join("precious.txt").exists());
     // Nor may a layer live inside its work tree.
-    let err = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &wt.join("venv"),
-            &LayerOptions::default(),
-        )
-        .unwrap_err();
+    let err = common::layer(&store, &base, &recipe, &wt, &wt.join("venv")).unwrap_err();
     assert!(err.to_string().contains("inside the work tree"), "{err}");
 }
 
@@ -377,15 +360,7 @@ fn a_failing_install_reports_the_reason() {
         install: Some("python setup.py develop".into()),
         ..EnvRecipe::default()
     };
-    let err = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
-        .unwrap_err();
+    let err = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer")).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("ponder: broken setup.py"), "{text}");
     let record: ponder_env::LayerRecord = serde_json::from_slice(
@@ -425,14 +400,7 @@ fn pinned_pip_keeps_legacy_install_options() {
     )
     .unwrap();
     common::git_commit_all(&wt);
-    let layer = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
+    let layer = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer"))
         .expect("legacy editable install works with the pinned pip");
     let version = python_says(&store, &layer, "import pip; print(pip.__version__)");
     assert!(version.starts_with("25."), "pip {version}");

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Instant;
 
-use ponder_env::{BuildOptions, EnvError, EnvRecipe, EnvStore, LayerOptions, Tool, ToolChoice};
+use ponder_env::{BuildOptions, EnvError, EnvRecipe, EnvStore, Tool, ToolChoice};
 use ponder_sandbox::{CommandSpec, Policy};
 
 fn six_recipe(minor: &str) -> EnvRecipe {
@@ -57,11 +57,7 @@ fn python36_with_uv_and_pip_and_a_layer() {
     };
     let root = common::temp_dir("py36");
     let store = common::store(root.path(), sandbox);
-    if store.interpreters().find("3.6").is_none() {
-        eprintln!(
-            "SKIPPED: Python 3.6 is not installed (found {}); `pyenv install 3.6` to run this test",
-            store.interpreters().summary()
-        );
+    if !common::has_python(&store, "3.6") {
         return;
     }
     for tool in [ToolChoice::Uv, ToolChoice::Pip] {
@@ -93,15 +89,8 @@ fn python36_with_uv_and_pip_and_a_layer() {
         ..six_recipe("3.6")
     };
     let t = Instant::now();
-    let layer = store
-        .create_layer(
-            &base,
-            &recipe,
-            &wt,
-            &root.path().join("layer"),
-            &LayerOptions::default(),
-        )
-        .expect("3.6 layer");
+    let layer =
+        common::layer(&store, &base, &recipe, &wt, &root.path().join("layer")).expect("3.6 layer");
     eprintln!(
         "MEASURED: python 3.6 layer (setup.py project, pip): {:.2}s",
         t.elapsed().as_secs_f64()

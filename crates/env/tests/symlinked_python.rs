@@ -211,15 +211,7 @@ fn tox_current_env_runs_pytest_in_a_layer() {
         )
         .unwrap();
         common::git_commit_all(&wt);
-        let layer = store
-            .create_layer(
-                &base,
-                &recipe,
-                &wt,
-                &dir.join("layer"),
-                &LayerOptions::default(),
-            )
-            .expect("layer");
+        let layer = common::layer(&store, &base, &recipe, &wt, &dir.join("layer")).expect("layer");
         let env = format!("py{}{}", py.version.0, py.version.1);
         let command = format!("tox --current-env -e{env} -v -- -q test_env.py");
         let out = layer

@@ -234,24 +234,30 @@ impl LlmClient {
         let mut samples: Vec<Option<Completion>> = vec![None; n as usize];
         let mut cached = 0;
         let mut model = String::new();
-        if self.cache.mode() != CacheMode::Off {
-            for i in 0..n {
-                let key = ReplayCache::key(&self.spec.model, request, i);
-                let found = match self.cache.get(&key) {
-                    Ok(found) => found,
-                    // Replay-only mode reports a miss as an error; the client decides what a
-                    // miss means (all of them are listed below, not just the first).
-                    Err(e) if e.downcast_ref::<crate::cache::ReplayMiss>().is_some() => None,
-                    Err(e) => return Err(LlmError::Cache(format!("{e:#}"))),
-                };
-                if let Some(hit) = found {
-                    model = hit.model;
-                    samples[i as usize] = Some(Completion {
-                        index: i,
-                        ..hit.completion
-                    });
-                    cached += 1;
-                }
+        // Each key hashes the whole request: computed once, for the lookup and the store.
+        let keys: Vec<String> = if self.cache.mode() == CacheMode::Off {
+            Vec::new()
+        } else {
+            (0..n)
+                .map(|i| ReplayCache::key(&self.spec.model, request, i))
+                .collect()
+        };
+        for (i, key) in keys.iter().enumerate() {
+            let i = i as u32;
+            let found = match self.cache.get(key) {
+                Ok(found) => found,
+                // Replay-only mode reports a miss as an error; the client decides what a
+                // miss means (all of them are listed below, not just the first).
+                Err(e) if e.downcast_ref::<crate::cache::ReplayMiss>().is_some() => None,
+                Err(e) => return Err(LlmError::Cache(format!("{e:#}"))),
+            };
+            if let Some(hit) = found {
+                model = hit.model;
+                samples[i as usize] = Some(Completion {
+                    index: i,
+                    ..hit.completion
+                });
+                cached += 1;
             }
         }
         let mut missing: Vec<u32> = (0..n).filter(|i| samples[*i as usize].is_none()).collect();
@@ -280,7 +286,7 @@ impl LlmClient {
             let share = split_usage(&u, got.len());
             let slots: Vec<u32> = missing.drain(..got.len().min(missing.len())).collect();
             for (slot, completion) in slots.into_iter().zip(got) {
-                self.keep(request, slot, completion, &model, &share, &mut samples)?;
+                self.keep(&keys, slot, completion, &model, &share, &mut samples)?;
             }
         }
         if !missing.is_empty() {
@@ -296,7 +302,7 @@ impl LlmClient {
                         model = m;
                         usage.add(&u);
                         match got.into_iter().next() {
-                            Some(c) => self.keep(request, *slot, c, &model, &u, &mut samples)?,
+                            Some(c) => self.keep(&keys, *slot, c, &model, &u, &mut samples)?,
                             None => {
                                 first_error.get_or_insert(LlmError::Exhausted {
                                     attempts: 1,
@@ -326,7 +332,7 @@ impl LlmClient {
 
     fn keep(
         &self,
-        request: &ChatRequest,
+        keys: &[String],
         slot: u32,
         completion: Completion,
         model: &str,
@@ -337,15 +343,16 @@ impl LlmClient {
             index: slot,
             ..completion
         };
-        if self.cache.mode() == CacheMode::ReadWrite {
-            let key = ReplayCache::key(&self.spec.model, request, slot);
+        if self.cache.mode() == CacheMode::ReadWrite
+            && let Some(key) = keys.get(slot as usize)
+        {
             let sample = CachedSample {
                 model: model.to_string(),
                 completion: completion.clone(),
                 usage: *usage,
             };
             self.cache
-                .put(&key, &sample)
+                .put(key, &sample)
                 .map_err(|e| LlmError::Cache(format!("{e:#}")))?;
         }
         samples[slot as usize] = Some(completion);

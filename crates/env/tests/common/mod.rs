@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ponder_env::{EnvStore, Interpreter, Interpreters};
+use ponder_env::{
+    BaseEnv, EnvError, EnvRecipe, EnvStore, Interpreter, Interpreters, Layer, LayerOptions,
+};
 use ponder_sandbox::{AllowUnconfined, Sandbox};
 
 /// The real bubblewrap sandbox, or `None` after printing why the test is skipped.
@@ -91,4 +93,27 @@ pub fn git_commit_all(dir: &Path) {
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "initial"]);
+}
+
+/// A layer over `base` for the work tree `wt`, with the default options, kept in `dir`.
+pub fn layer(
+    store: &EnvStore,
+    base: &BaseEnv,
+    recipe: &EnvRecipe,
+    wt: &Path,
+    dir: &Path,
+) -> Result<Layer, EnvError> {
+    store.create_layer(base, recipe, wt, dir, &LayerOptions::default())
+}
+
+/// Whether Python `minor` (e.g. "3.6") is on the machine; prints why the test is skipped if not.
+pub fn has_python(store: &EnvStore, minor: &str) -> bool {
+    let found = store.interpreters().find(minor).is_some();
+    if !found {
+        eprintln!(
+            "SKIPPED: Python {minor} is not installed (found {}); `pyenv install {minor}` to run this test",
+            store.interpreters().summary()
+        );
+    }
+    found
 }
