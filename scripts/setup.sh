@@ -5,6 +5,8 @@
 #   - libraries SWE-bench repositories build against offline: matplotlib's freetype and qhull
 #     (its own setup would download them), pkg-config to find them, ghostscript for its PDF/EPS
 #     image comparisons
+#   - iproute2 and util-linux's setpriv: the stand-in internet some test suites call (requests'
+#     httpbin.org) is set up inside the sandbox's own network namespace
 #   - a Rust toolchain is expected (cargo on PATH)
 # Python interpreters are discovered (pyenv folders, PATH, PONDER_PYTHONS); uv is installed by
 # ponder itself from PyPI into its cache on first use.
@@ -15,6 +17,8 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v patch >/dev/null 2>&1 || need+=(patch)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 for pkg in pkg-config libfreetype-dev libqhull-dev ghostscript; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

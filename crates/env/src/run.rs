@@ -161,6 +161,8 @@ impl<'a> StepRunner<'a> {
             memory_bytes: None,
             max_processes: None,
             output_cap: ponder_sandbox::DEFAULT_OUTPUT_CAP,
+            redirects: Vec::new(),
+            capabilities: Vec::new(),
         };
         let outcome = self.sandbox.run(&spec, &policy)?;
         let _ = self.log.write_all(outcome.output.as_bytes());

@@ -293,6 +293,19 @@ impl EnvStore {
         self.download_cache.join("uv")
     }
 
+    /// A private tool: a virtual environment `<tools>/<name>/venv` with `requirements` from the
+    /// package index, built once with the newest Python 3.8+ and reused after. `check` runs with
+    /// its Python to prove it works. Returns `<tools>/<name>`.
+    pub fn tool(
+        &self,
+        name: &str,
+        requirements: &[&str],
+        check: &[&str],
+        timeout: Duration,
+    ) -> Result<PathBuf, EnvError> {
+        self.toolbox(timeout).ensure(name, requirements, check)
+    }
+
     pub(crate) fn toolbox(&self, timeout: Duration) -> ToolBox<'_> {
         ToolBox {
             dir: &self.tools_dir,

@@ -100,7 +100,7 @@ impl ToolBox<'_> {
     pub fn uv(&self) -> Result<PathBuf, EnvError> {
         let requirement =
             std::env::var("PONDER_UV_REQUIREMENT").unwrap_or_else(|_| UV_REQUIREMENT.to_string());
-        let dir = self.ensure("uv", &requirement, &["-m", "uv", "--version"])?;
+        let dir = self.ensure("uv", &[requirement.as_str()], &["-m", "uv", "--version"])?;
         Ok(dir.join("venv/bin/uv"))
     }
 
@@ -108,15 +108,23 @@ impl ToolBox<'_> {
     pub fn virtualenv_python(&self) -> Result<PathBuf, EnvError> {
         let dir = self.ensure(
             "virtualenv",
-            VIRTUALENV_REQUIREMENT,
+            &[VIRTUALENV_REQUIREMENT],
             &["-m", "virtualenv", "--version"],
         )?;
         Ok(dir.join("venv/bin/python"))
     }
 
-    /// Builds `<tools>/<name>/venv` with `requirement` once; later calls reuse it. A file lock
-    /// keeps concurrent callers from building it twice.
-    fn ensure(&self, name: &str, requirement: &str, check: &[&str]) -> Result<PathBuf, EnvError> {
+    /// Builds `<tools>/<name>/venv` with `requirements` once; later calls reuse it. A file lock
+    /// keeps concurrent callers from building it twice. `check` runs with the venv's Python
+    /// and its output is recorded as the tool's version.
+    pub fn ensure(
+        &self,
+        name: &str,
+        requirements: &[&str],
+        check: &[&str],
+    ) -> Result<PathBuf, EnvError> {
+        let requirement = requirements.join(" ");
+        let requirement = requirement.as_str();
         let dir = self.dir.join(name);
         let marker_path = dir.join("ready.json");
         let venv_python = dir.join("venv/bin/python");
@@ -190,8 +198,10 @@ impl ToolBox<'_> {
                     "-m".into(),
                     "pip".into(),
                     "install".into(),
-                    requirement.to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(requirements.iter().map(|r| r.to_string()))
+                .collect(),
             ),
         ];
         for (label, argv) in steps {

@@ -22,6 +22,10 @@ pub struct TestRunKey<'a> {
     pub test_env: &'a [(String, String)],
     /// Whether the tests could reach the network.
     pub network: bool,
+    /// The stand-in internet's version when the tests had one; absent from the key otherwise,
+    /// so that other repositories' cached runs keep their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stand_in: Option<&'static str>,
 }
 
 impl TestRunKey<'_> {
@@ -95,7 +99,14 @@ mod tests {
             test_command: "pytest -rA",
             test_env: &env,
             network: false,
+            stand_in: None,
         };
+        // A key without a stand-in is the key the field's absence always gave.
+        assert!(
+            !String::from_utf8(serde_json::to_vec(&key).unwrap())
+                .unwrap()
+                .contains("stand_in")
+        );
         let run = CachedRun {
             log: "log".into(),
             timed_out: false,
@@ -117,6 +128,11 @@ mod tests {
             ..key.clone()
         };
         assert!(cache.get(&changed_cmd).is_none());
+        let with_stand_in = TestRunKey {
+            stand_in: Some("httpbin/1"),
+            ..key.clone()
+        };
+        assert!(cache.get(&with_stand_in).is_none());
         let changed_env = TestRunKey {
             env_hash: "e2",
             ..key

@@ -7,6 +7,7 @@
 //! `ponder-sandbox`) with the benchmark's rules (`ponder-swebench`) and adds no rules of its own.
 
 pub mod cache;
+pub mod internet;
 pub mod recipe;
 pub mod runner;
 pub mod store;

@@ -4,6 +4,7 @@
 //! of workers; each one's files are written as soon as it ends, and a rerun resumes.
 
 use crate::cache::{CachedRun, TestRunCache, TestRunKey, sha256_hex};
+use crate::internet::{self, StandIn, StandIns};
 use crate::recipe::recipe_for;
 use crate::store::{InstanceResult, LOG_FILE, PATCH_FILE, REPORT_FILE, RunStore, STATUS_FILE};
 use anyhow::{Context, Result};
@@ -23,8 +24,8 @@ use ponder_swebench::specs::Specs;
 use ponder_swebench::{END_TEST_OUTPUT, START_TEST_OUTPUT};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bumped when a change to how tests are run changes their logs, to retire cached runs.
@@ -98,6 +99,7 @@ struct Run<'a> {
     store: RunStore,
     predictions: Option<Predictions>,
     work_dir: PathBuf,
+    stand_ins: StandIns,
 }
 
 /// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
@@ -144,6 +146,7 @@ pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
         work_dir: opts.run_dir.join("work"),
         store,
         predictions,
+        stand_ins: StandIns::default(),
     };
 
     let mut jobs: Vec<Job> = dataset.errors.into_iter().map(Job::BadRow).collect();
@@ -403,6 +406,10 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
             })?;
         }
     }
+    let stand_in = match stand_in_for(ctx, repo, &mut warnings) {
+        Ok(s) => s,
+        Err(reason) => return error("stand-in internet", reason),
+    };
     let key_patch = sha256_hex(patch.unwrap_or(""));
     let setup = format!("{:?}|{:?}", recipe.pre_install, recipe.install);
     let env_key = format!("{}:{}", base.hash, sha256_hex(&setup));
@@ -415,6 +422,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         test_command: &command,
         test_env: &exports,
         network: ctx.opts.test_network,
+        stand_in: stand_in.as_ref().map(|_| internet::STAND_IN_VERSION),
     };
     let mut result = InstanceResult::new(id, repo, version, InstanceOutcome::Unresolved);
     result.env_hash = Some(base.hash.clone());
@@ -436,6 +444,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
                 &base,
                 &command,
                 &exports,
+                stand_in.as_deref(),
                 &mut result,
             )? {
                 Ok(run) => run,
@@ -515,6 +524,7 @@ fn run_tests(
     base: &ponder_env::BaseEnv,
     command: &str,
     exports: &[(String, String)],
+    stand_in: Option<&StandIn>,
     result: &mut InstanceResult,
 ) -> Result<Result<CachedRun, InstanceResult>> {
     let (id, repo, version) = (&inst.instance_id, &inst.repo, &inst.version);
@@ -588,17 +598,26 @@ fn run_tests(
             ),
         );
     }
-    let spec = layer
+    let mut spec = layer
         .activation()
         .apply(CommandSpec::shell(command).cwd(checkout.dir()))
         .envs(exports.iter().cloned());
     // The layer and the base it points into may live under /tmp, which the sandbox hides.
-    let policy = layer
+    let mut policy = layer
         .activation()
         .confine(Policy::tests(checkout.dir()))
         .writable(layer_dir.clone())
         .timeout(ctx.opts.test_timeout)
         .network(ctx.opts.test_network);
+    if let Some(stand_in) = stand_in {
+        let ca = match stand_in.ca_bundle(&ctx.sandbox, spec.clone(), policy.clone(), &layer_dir) {
+            Ok(ca) => ca,
+            Err(e) => return fail("stand-in internet", format!("{e:#}")),
+        };
+        policy = stand_in.confine(policy, ca.as_ref());
+        spec.argv = stand_in.wrap(command);
+        spec = spec.envs(stand_in.env());
+    }
     let outcome = ctx.sandbox.run(&spec, &policy)?;
     let timed_out = outcome.termination == Termination::TimedOut;
     let mut log = format!("+ {command}\n{START_TEST_OUTPUT}\n{}", outcome.output);
@@ -631,6 +650,31 @@ fn run_tests(
         apply_method: result.apply_method.clone(),
         setup_seconds: result.setup_seconds,
     }))
+}
+
+/// "FAIL_TO_PASS failing: a, b (+3 more); PASS_TO_PASS failing: c".
+/// The stand-in internet for `repo`'s tests, when it has a fixture and the tests have no real
+/// network. Where the sandbox cannot host one, the tests run without it and a warning says so;
+/// a stand-in that cannot be built is the instance's error (grading without it would blame
+/// the patch for the network).
+fn stand_in_for(
+    ctx: &Run,
+    repo: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Arc<StandIn>>, String> {
+    let Some(fixture) = internet::fixture_for(repo).filter(|_| !ctx.opts.test_network) else {
+        return Ok(None);
+    };
+    if let Some(why) = internet::unsupported(&ctx.sandbox) {
+        warnings.push(format!(
+            "{why}; tests that call {} will fail",
+            fixture.hosts.join(", ")
+        ));
+        return Ok(None);
+    }
+    ctx.stand_ins
+        .get(fixture, &ctx.envs, &ctx.opts.cache_dir.join("stand-in"))
+        .map(Some)
 }
 
 /// "FAIL_TO_PASS failing: a, b (+3 more); PASS_TO_PASS failing: c".

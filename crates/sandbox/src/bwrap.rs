@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::Policy;
+
 /// A working bubblewrap binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BwrapInfo {
@@ -149,7 +151,7 @@ pub(crate) fn arguments(
     info: &BwrapInfo,
     writable: &[PathBuf],
     readable: &[PathBuf],
-    network: bool,
+    policy: &Policy,
     cwd: &Path,
     is_root: bool,
 ) -> Vec<OsString> {
@@ -166,13 +168,16 @@ pub(crate) fn arguments(
     push(&["--tmpfs", "/tmp"]);
     push(&["--dir", SANDBOX_HOME]);
     push(&["--unshare-pid", "--unshare-ipc"]);
-    if !network {
+    if !policy.network {
         push(&["--unshare-net"]);
     }
     push(&["--die-with-parent", "--new-session"]);
     if is_root {
         push(&["--cap-drop", "ALL"]);
         for cap in ROOT_CAPS {
+            push(&["--cap-add", cap]);
+        }
+        for cap in &policy.capabilities {
             push(&["--cap-add", cap]);
         }
     }
@@ -187,6 +192,11 @@ pub(crate) fn arguments(
         args.push("--bind".into());
         args.push(path.into());
         args.push(path.into());
+    }
+    for (source, destination) in &policy.redirects {
+        args.push("--ro-bind".into());
+        args.push(source.into());
+        args.push(destination.into());
     }
     args.push("--chdir".into());
     args.push(cwd.into());
@@ -226,7 +236,7 @@ mod tests {
             &info("0.8.0"),
             &dirs,
             &[PathBuf::from("/tmp/cache")],
-            false,
+            &Policy::tests("/w"),
             Path::new("/w"),
             true,
         ));
@@ -242,11 +252,27 @@ mod tests {
             &info("0.8.0"),
             &dirs,
             &[],
-            true,
+            &Policy::tests("/w").network(true),
             Path::new("/w"),
             false,
         ));
         assert!(!on.contains("--unshare-net"));
         assert!(!on.contains("--cap-drop"));
+        // Added capabilities follow the default set; redirects come after every other bind.
+        let extra = text(arguments(
+            &info("0.8.0"),
+            &dirs,
+            &[],
+            &Policy::tests("/w")
+                .capability("CAP_NET_ADMIN")
+                .redirect("/cache/hosts", "/etc/hosts"),
+            Path::new("/w"),
+            true,
+        ));
+        assert!(extra.find("--cap-drop ALL").unwrap() < extra.find("CAP_NET_ADMIN").unwrap());
+        assert!(
+            extra.find("--bind /w /w").unwrap()
+                < extra.find("--ro-bind /cache/hosts /etc/hosts").unwrap()
+        );
     }
 }

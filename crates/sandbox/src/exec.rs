@@ -52,6 +52,19 @@ pub(crate) fn run(
             "an argument contains a NUL byte".to_string(),
         ));
     }
+    if confined.is_none() && !(policy.redirects.is_empty() && policy.capabilities.is_empty()) {
+        return Err(SandboxError::InvalidCommand(
+            "file redirects and added capabilities need bubblewrap; this sandbox runs commands \
+             unconfined"
+                .to_string(),
+        ));
+    }
+    if !policy.capabilities.is_empty() && !nix::unistd::geteuid().is_root() {
+        return Err(SandboxError::InvalidCommand(format!(
+            "adding {} needs ponder to run as root",
+            policy.capabilities.join(", ")
+        )));
+    }
     let cwd = resolve_cwd(&spec.cwd)?;
     let writable = prepare_writable(&policy.writable)?;
     // Read-only extras are bound at their real location; a missing one is simply not bound.
@@ -150,12 +163,7 @@ pub(crate) fn run(
         Some(info) => {
             let mut cmd = Command::new(&info.path);
             cmd.args(bwrap::arguments(
-                info,
-                &writable,
-                &readable,
-                policy.network,
-                &cwd,
-                is_root,
+                info, &writable, &readable, policy, &cwd, is_root,
             ))
             .arg("--")
             .args(&spec.argv);

@@ -170,6 +170,14 @@ pub struct Policy {
     /// Bytes of combined stdout+stderr kept; beyond it output is dropped and counted. The first
     /// half and the last half of the cap are kept, so a log's beginning and its summary survive.
     pub output_cap: usize,
+    /// Files bound read-only at another path, `(source, destination)`: a stand-in `/etc/hosts`,
+    /// a CA bundle with one more certificate. Bound last, so they cover anything at the
+    /// destination. Needs bubblewrap; the destination must exist.
+    pub redirects: Vec<(PathBuf, PathBuf)>,
+    /// Capabilities a root command gets on top of Docker's default set, e.g. `CAP_NET_ADMIN` to
+    /// configure the sandbox's own network namespace. Needs bubblewrap and root
+    /// ([`Sandbox::can_add_capabilities`]); a run that asks for them otherwise is refused.
+    pub capabilities: Vec<String>,
 }
 
 /// Defaults of [`Policy::tests`].
@@ -190,6 +198,8 @@ impl Policy {
             memory_bytes: Some(DEFAULT_MEMORY_BYTES),
             max_processes: Some(DEFAULT_MAX_PROCESSES),
             output_cap: DEFAULT_OUTPUT_CAP,
+            redirects: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 
@@ -227,6 +237,18 @@ impl Policy {
 
     pub fn output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = bytes;
+        self
+    }
+
+    /// Binds the file `source` read-only at `destination` (see [`Policy::redirects`]).
+    pub fn redirect(mut self, source: impl Into<PathBuf>, destination: impl Into<PathBuf>) -> Self {
+        self.redirects.push((source.into(), destination.into()));
+        self
+    }
+
+    /// Adds a capability such as `CAP_NET_ADMIN` (see [`Policy::capabilities`]).
+    pub fn capability(mut self, name: impl Into<String>) -> Self {
+        self.capabilities.push(name.into());
         self
     }
 }
@@ -528,6 +550,11 @@ impl Sandbox {
     }
 
     /// Whether commands run inside bubblewrap.
+    /// Whether a [`Policy`] may add capabilities and redirect files: bubblewrap run as root.
+    pub fn can_add_capabilities(&self) -> bool {
+        self.is_confined() && nix::unistd::geteuid().is_root()
+    }
+
     pub fn is_confined(&self) -> bool {
         matches!(self.confinement, Confinement::Bwrap(_))
     }
