@@ -275,11 +275,55 @@ fn closest(lines: &[&str], wanted: &[&str]) -> Option<(u32, String)> {
 }
 
 /// Lines with syntax errors in `content` if it is Python; empty otherwise or when it parses.
+/// tree-sitter's recovery accepts a block whose body is not indented (`def f():` followed by a
+/// line at the same depth), which Python rejects; such headers are added by a line check.
 pub fn syntax_errors(file: &str, content: &str) -> Vec<u32> {
     if !file.ends_with(".py") {
         return Vec::new();
     }
-    ponder_code::python::outline(content.as_bytes()).error_lines
+    let mut lines = ponder_code::python::outline(content.as_bytes()).error_lines;
+    lines.extend(unindented_blocks(content));
+    lines.sort_unstable();
+    lines.dedup();
+    lines
+}
+
+/// One-line block headers (`def`, `class`, `if`, ... ending in `:`) whose next code line is
+/// not indented deeper. Lines inside triple-quoted strings can look like headers, which is why
+/// callers compare counts before and after an edit rather than require none.
+fn unindented_blocks(content: &str) -> Vec<u32> {
+    const HEADERS: &[&str] = &[
+        "def ",
+        "async def ",
+        "class ",
+        "if ",
+        "elif ",
+        "else:",
+        "for ",
+        "async for ",
+        "while ",
+        "with ",
+        "async with ",
+        "try:",
+        "except",
+        "finally:",
+    ];
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let code: Vec<(usize, &str)> = content
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    code.windows(2)
+        .filter(|w| {
+            let (header, next) = (w[0].1, w[1].1);
+            let t = header.trim();
+            HEADERS.iter().any(|h| t.starts_with(h))
+                && t.ends_with(':')
+                && indent(next) <= indent(header)
+        })
+        .map(|w| w[0].0 as u32 + 1)
+        .collect()
 }
 
 /// A set of edits applied to the files of a tree, in memory.
@@ -316,7 +360,7 @@ impl EditedFiles {
             let before_errors = syntax_errors(&edit.file, &current);
             let errors = syntax_errors(&edit.file, &after);
             // Only errors the edit introduced count: a file that never parsed is not the model's doing.
-            if !errors.is_empty() && before_errors.is_empty() {
+            if errors.len() > before_errors.len() {
                 return Err(EditError::Syntax {
                     file: edit.file.clone(),
                     lines: errors,
@@ -365,6 +409,22 @@ mod tests {
     use super::*;
 
     const FILE: &str = "class Cart:\n    def total(self):\n        return sum(self.items)\n\n    def empty(self):\n        return not self.items\n";
+
+    #[test]
+    fn a_body_left_at_its_header_depth_is_a_syntax_error() {
+        // tree-sitter alone accepts this; Python says "expected an indented block".
+        let edit = EditBlock {
+            file: "cart.py".into(),
+            original: "        return sum(self.items)".into(),
+            patched: "    return sum(self.items)".into(),
+        };
+        let err = EditedFiles::apply(&[edit], |_| Some(FILE.to_owned())).unwrap_err();
+        assert!(
+            matches!(err, EditError::Syntax { ref lines, .. } if lines.contains(&2)),
+            "{err}"
+        );
+        assert!(syntax_errors("cart.py", FILE).is_empty());
+    }
 
     #[test]
     fn edits_are_parsed_with_or_without_fences() {

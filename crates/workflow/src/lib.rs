@@ -1,12 +1,27 @@
 //! The SWE-SynInfer+ workflow's stages (repository understanding, fault localization, patch
-//! generation, patch verification; see ../shared/docs/system.md). So far: stage 3's edit blocks
-//! and the diff they make, and tool calls read from text for servers without function calling. The stages talk to models through ponder-llm and see code through
-//! ponder-code; this crate owns the decisions, not the IO.
+//! generation, patch verification; see ../shared/docs/system.md). So far: stages 1 to 3 as
+//! functions from explicit inputs to a candidate and its record ([`stages`]), the conversation
+//! with history pruning ([`model`]), locations and their resolution ([`locations`]), edit blocks
+//! and the diff they make ([`edit`]), tool calls read from text ([`calls`]), prompts as
+//! templates ([`prompts`]) and the trajectory's types ([`trajectory`]). Stage 4 (verification)
+//! and `ponder solve` are not built yet. The stages talk to models through ponder-llm and see
+//! code through ponder-code; this crate owns the decisions, not the IO.
 
 pub mod calls;
 pub mod edit;
+pub mod locations;
+pub mod model;
 pub mod prompts;
+pub mod stages;
+pub mod trajectory;
 
 pub use calls::{Extracted, extract_calls};
 pub use edit::{EditBlock, EditError, EditedFiles, Span, apply_edit, parse_edits};
+pub use locations::{CodeSpan, Location};
+pub use model::{Conversation, Sampling, StageModel};
 pub use prompts::{Prompts, StageLimits};
+pub use stages::{
+    Localization, PatchCandidate, StageError, StageInput, Understanding, localize, understand,
+    write_patch,
+};
+pub use trajectory::{StageRecord, TRAJECTORY_SCHEMA_VERSION, ToolCallRecord, Trajectory, Turn};
