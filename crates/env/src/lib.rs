@@ -44,6 +44,12 @@ pub use store::{
 };
 pub use tools::{Tool, ToolChoice};
 
+/// The host's installer settings (index, certificates, proxies) as pip and uv read them, for
+/// commands that reach the package index outside a build step.
+pub fn installer_env() -> Vec<(String, String)> {
+    run::host_installer_env()
+}
+
 /// Why an environment could not be provided. Every message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {

@@ -306,6 +306,11 @@ impl EnvStore {
         self.toolbox(timeout).ensure(name, requirements, check)
     }
 
+    /// ponder's private uv (installed from PyPI on first use).
+    pub fn uv(&self, timeout: Duration) -> Result<PathBuf, EnvError> {
+        self.toolbox(timeout).uv()
+    }
+
     pub(crate) fn toolbox(&self, timeout: Duration) -> ToolBox<'_> {
         ToolBox {
             dir: &self.tools_dir,

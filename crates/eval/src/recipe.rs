@@ -138,6 +138,97 @@ fn build_offline(repo: &str, recipe: &mut EnvRecipe) {
     }
 }
 
+/// Git submodules whose content a package on PyPI supplies: (repository, submodule path, PyPI
+/// name). The harness's images hold the checked-out submodule; a snapshot has only the gitlink,
+/// and the build then clones it from the submodule's host. astropy's `astropy_helpers` (until
+/// 2020) is the case in SWE-bench; its releases are made from the submodule's tags.
+const SUBMODULES_FROM_PYPI: &[(&str, &str, &str)] =
+    &[("astropy/astropy", "astropy_helpers", "astropy-helpers")];
+
+/// Adds `pre_install` steps that fill the instance's empty submodules from PyPI: the newest
+/// release uploaded by the base commit's date (which matches the gitlink's tag where it is
+/// one; uv picks it with `--exclude-newer`), unpacked into the submodule's folder. The
+/// submodule is then marked not to be updated, so the build's bootstrap does not try to clone
+/// it. Steps are first, before the spec's own.
+pub fn fill_submodules(
+    recipe: &mut EnvRecipe,
+    instance: &Instance,
+    git_dir: &Path,
+    uv: &dyn Fn() -> Result<std::path::PathBuf>,
+) -> Result<()> {
+    let git = Git::new(git_dir);
+    let mut steps = Vec::new();
+    for (repo, path, package) in SUBMODULES_FROM_PYPI {
+        if instance.repo != *repo {
+            continue;
+        }
+        let entry = git
+            .run(&["ls-tree", &instance.base_commit, "--", path])
+            .unwrap_or_default();
+        if !entry.starts_with("160000 ") {
+            continue;
+        }
+        let date = git
+            .run(&["log", "-1", "--format=%cI", &instance.base_commit])?
+            .trim()
+            .to_owned();
+        let version = release_as_of(&uv()?, package, &date, &recipe.python)?;
+        recipe.notes.push(format!(
+            "submodule {path} filled from PyPI's {package} {version} (the release current at the \
+             base commit's date, {date})"
+        ));
+        steps.push(format!(
+            "if [ ! -e {path}/setup.py ]; then d=$(mktemp -d) && \
+             python -m pip download --no-deps --no-binary :all: {package}=={version} -d \"$d\" && \
+             mkdir -p {path} && tar -xzf \"$d\"/*.tar.gz -C {path} --strip-components=1 && \
+             rm -rf \"$d\" && git config submodule.{path}.update none; fi"
+        ));
+    }
+    recipe.pre_install.splice(0..0, steps);
+    Ok(())
+}
+
+/// The newest version of `package` uploaded no later than `date` that supports `python`.
+fn release_as_of(uv: &Path, package: &str, date: &str, python: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(uv)
+        .args([
+            "pip",
+            "compile",
+            "-",
+            "--no-deps",
+            "--no-header",
+            "--no-annotate",
+            "--quiet",
+            "--exclude-newer",
+            date,
+            "--python-version",
+            python,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .envs(ponder_env::installer_env())
+        .spawn()
+        .with_context(|| format!("cannot run {}", uv.display()))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(package.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{package}==");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_owned))
+        .with_context(|| {
+            format!(
+                "uv found no release of {package} as of {date}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })
+}
+
 /// Rewrites the harness's checkout path `/testbed` to the step's working directory.
 fn at_work_tree(command: &str) -> String {
     command.replace("/testbed/", "./").replace("/testbed", ".")

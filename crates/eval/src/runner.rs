@@ -376,10 +376,17 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
     let _ = ctx
         .repos
         .ensure_commit(&source, &git_dir, inst.env_commit());
-    let recipe = match recipe_for(inst, spec, &git_dir) {
+    let mut recipe = match recipe_for(inst, spec, &git_dir) {
         Ok(r) => r,
         Err(e) => return error("environment", format!("{e:#}")),
     };
+    let uv = || Ok(ctx.envs.uv(Duration::from_secs(600))?);
+    if let Err(e) = crate::recipe::fill_submodules(&mut recipe, inst, &git_dir, &uv) {
+        return error(
+            "environment",
+            format!("cannot fill the repository's git submodules from PyPI: {e:#}"),
+        );
+    }
     warnings.extend(
         recipe
             .notes
