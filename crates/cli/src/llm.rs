@@ -84,7 +84,7 @@ impl ModelArgs {
         RunBudget::new(limits)
     }
 
-    fn client(&self, cache_root: &Path) -> Result<(LlmClient, RunBudget)> {
+    pub(crate) fn client(&self, cache_root: &Path) -> Result<(LlmClient, RunBudget)> {
         let env = EnvVars::from_process();
         let config = LlmConfig::load(self.config.as_deref(), &env)?.with_overrides(
             &self.role,

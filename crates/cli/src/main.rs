@@ -3,6 +3,7 @@
 
 mod code;
 mod llm;
+mod solve;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Solve an issue: understand the repository, locate the fault, write a patch, verify it.
+    Solve {
+        #[command(flatten)]
+        args: solve::SolveArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Grade patches on SWE-bench-style instances, as the official harness grades them.
     Eval(EvalArgs),
     /// Build, list or remove the cached Python environments.
@@ -213,6 +221,9 @@ macro_rules! out {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Solve { args, common } => {
+            sandbox(&common).and_then(|s| solve::run(args, &common.cache_dir, s))
+        }
         Command::Eval(args) => eval(args),
         Command::Env { command } => env(command),
         Command::Code { command, cache_dir } => code::run(command, &cache_dir),

@@ -14,6 +14,7 @@ pub mod model;
 pub mod prompts;
 pub mod stages;
 pub mod trajectory;
+pub mod verify;
 
 pub use calls::{Extracted, extract_calls};
 pub use edit::{EditBlock, EditError, EditedFiles, Span, apply_edit, parse_edits};
@@ -24,4 +25,10 @@ pub use stages::{
     Localization, PatchCandidate, StageError, StageInput, Understanding, localize, understand,
     write_patch,
 };
-pub use trajectory::{StageRecord, TRAJECTORY_SCHEMA_VERSION, ToolCallRecord, Trajectory, Turn};
+pub use trajectory::{
+    StageRecord, TRAJECTORY_SCHEMA_VERSION, Tokens, ToolCallRecord, Trajectory, Turn, json_schema,
+};
+pub use verify::{
+    ExecRun, Executor, Regression, Reproduction, Verification, debug_patch, regression_baseline,
+    regression_files, verify_patch, write_reproduction,
+};

@@ -129,7 +129,7 @@ impl Conversation {
                 tool_calls: Vec::new(),
                 recovery: None,
                 finish_reason: completion.finish_reason.0.clone(),
-                usage: response.usage,
+                usage: response.usage.into(),
                 seconds: started.elapsed().as_secs_f64(),
             };
             if let Some(reason) = unusable(&completion) {

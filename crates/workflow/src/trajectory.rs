@@ -1,17 +1,65 @@
 //! What a solve run records: every model turn (messages sent, answer, reasoning in full, tool
 //! calls and their results, usage, time), every recovery from a bad reply, and each stage's
-//! outcome. Serialized as JSON with a schema version; the types are the schema's definition
-//! (docs/trajectory.md describes it for readers).
+//! outcome. Serialized as JSON with a schema version. The types are the schema's definition:
+//! [`json_schema`] derives the JSON Schema from them (committed as docs/trajectory.schema.json,
+//! described for readers in docs/trajectory.md).
 
 use ponder_llm::Usage;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The JSON Schema of a trajectory file, derived from the types.
+pub fn json_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(Trajectory)).expect("a schema serializes")
+}
+
+/// Token counts as the server reported them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct Tokens {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens the server served from its prefix cache.
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
+    /// Completion tokens spent reasoning, when the server says.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+impl Tokens {
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    pub fn add(&mut self, other: &Tokens) {
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.cached_prompt_tokens = self
+            .cached_prompt_tokens
+            .saturating_add(other.cached_prompt_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
+    }
+}
+
+impl From<Usage> for Tokens {
+    fn from(u: Usage) -> Tokens {
+        Tokens {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cached_prompt_tokens: u.cached_prompt_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        }
+    }
+}
 
 /// Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
 pub const TRAJECTORY_SCHEMA_VERSION: u32 = 1;
 
 /// One model turn: what was asked and what came back.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Turn {
     /// The messages sent, in order (earlier turns' reasoning is never among them).
     pub request: Vec<SentMessage>,
@@ -27,12 +75,12 @@ pub struct Turn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
     pub finish_reason: String,
-    pub usage: Usage,
+    pub usage: Tokens,
     pub seconds: f64,
 }
 
 /// A message as sent.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct SentMessage {
     pub role: String,
     pub content: String,
@@ -41,7 +89,7 @@ pub struct SentMessage {
 }
 
 /// One tool call and what it returned.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct ToolCallRecord {
     pub name: String,
     pub arguments: Value,
@@ -54,7 +102,7 @@ pub struct ToolCallRecord {
 }
 
 /// One stage's run for one candidate.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct StageRecord {
     /// `understand`, `localize`, `patch`, `reproduce`, `verify`.
     pub stage: String,
@@ -76,8 +124,8 @@ impl StageRecord {
     }
 
     /// Tokens of all turns.
-    pub fn usage(&self) -> Usage {
-        let mut total = Usage::default();
+    pub fn usage(&self) -> Tokens {
+        let mut total = Tokens::default();
         for t in &self.turns {
             total.add(&t.usage);
         }
@@ -91,7 +139,7 @@ impl StageRecord {
 }
 
 /// A whole solve run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Trajectory {
     pub schema_version: u32,
     pub ponder_version: String,
@@ -106,7 +154,7 @@ pub struct Trajectory {
     /// Why there is no patch, when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    pub usage: Usage,
+    pub usage: Tokens,
     pub seconds: f64,
 }
 
@@ -122,7 +170,7 @@ impl Trajectory {
             stages: Vec::new(),
             patch: String::new(),
             failure: None,
-            usage: Usage::default(),
+            usage: Tokens::default(),
             seconds: 0.0,
         }
     }

@@ -1,0 +1,461 @@
+//! `ponder solve` end to end through the real binary: the bundled example task (requests
+//! 2.27.0 from PyPI, whose `prepend_scheme_if_needed` drops a proxy URL's credentials), a real
+//! HTTP model server replaying a script written for this fixture (`scripted_model_*`: a test
+//! double answering each stage as a competent model would, with bad replies injected), the
+//! benchmark's environment and the sandbox. The patch it writes is then graded by `ponder
+//! eval`, so "the failing tests pass" is the harness's verdict, not ours.
+//!
+//! Needs bubblewrap, Python 3.9 and PyPI (skips loudly otherwise); shares the environment cache
+//! with the eval tests.
+
+mod common;
+
+use common::{PONDER, cache_dir, missing_prerequisite, root};
+use ponder_scripted_model::{Reply, Script, ScriptedServer, ServerOptions};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const ID: &str = "psf__requests-2.27.1-proxy-auth";
+const LOCATION: &str =
+    "<location><file>requests/utils.py</file><method>prepend_scheme_if_needed</method></location>";
+const REPRO: &str = r#"```python
+from requests.utils import prepend_scheme_if_needed
+
+try:
+    got = prepend_scheme_if_needed("http://user:pass@example.com/path?query", "http")
+except Exception as exc:
+    print("Other issues", exc)
+else:
+    if got == "http://user:pass@example.com/path?query":
+        print("Issue resolved")
+    elif "user:pass" not in got:
+        print("Issue reproduced")
+    else:
+        print("Other issues", got)
+```"#;
+
+/// Which prompt a request is, from its text.
+fn stage_of(body: &Value) -> &'static str {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let first = messages
+        .first()
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    if first.contains("locating the code") {
+        let searched = messages.iter().any(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Result of"))
+        });
+        return if searched { "bug_locations" } else { "search" };
+    }
+    for (marker, stage) in [
+        ("Name the files you would most likely", "rank"),
+        ("Which code is most likely involved", "locations"),
+        ("Analyse how this code", "analysis"),
+        ("Write a standalone Python script", "reproduce"),
+        ("Write the smallest change", "patch"),
+    ] {
+        if first.contains(marker) {
+            return stage;
+        }
+    }
+    "unknown"
+}
+
+/// The competent model, with one bad reply injected at the first search and the first patch.
+fn scripted_model_for_requests_proxy_auth() -> Script {
+    let bad_search = Arc::new(AtomicUsize::new(0));
+    let bad_patch = Arc::new(AtomicUsize::new(0));
+    Script::from_fn(move |body, _| match stage_of(body) {
+        "rank" => Reply::reasoning(
+            "Proxy URLs are handled in utils.",
+            "<files>\nrequests/utils.py\nrequests/adapters.py\n</files>",
+        ),
+        "locations" => Reply::text(format!("<locations>{LOCATION}</locations>")),
+        "analysis" => Reply::text(
+            "prepend_scheme_if_needed rebuilds the URL from parse_url's netloc, which has no auth.",
+        ),
+        "search" if bad_search.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::text("search_function(\"prepend_scheme_if_needed\")")
+        }
+        "search" => Reply::text("search_method(\"prepend_scheme_if_needed\")"),
+        "bug_locations" => Reply::text(format!(
+            "The auth part is dropped.\n<bug_locations>{LOCATION}</bug_locations>"
+        )),
+        "patch" if bad_patch.fetch_add(1, Ordering::SeqCst) == 0 => Reply::text(
+            "<file>requests/utils.py</file><original>if scheme is None and auth:</original><patched>pass</patched>",
+        ),
+        "patch" => Reply::text(
+            "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    if auth:\n        # parse_url's netloc has no credentials: put them back.\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>",
+        ),
+        "reproduce" => Reply::text(REPRO),
+        other => Reply::text(format!("unexpected prompt ({other})")),
+    })
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(PONDER)
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("PONDER_MODEL")
+        .env_remove("PONDER_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn scripted_model_solves_the_example_and_the_harness_resolves_the_patch() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let server = ScriptedServer::start(
+        ServerOptions::default(),
+        scripted_model_for_requests_proxy_auth(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let fix = tmp.path().join("fix.diff");
+    let traj_path = tmp.path().join("traj.json");
+    let dataset = root().join("examples/tasks/tasks.jsonl");
+    let url = server.base_url();
+    let (code, _, err) = run(&[
+        "solve",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--instance",
+        ID,
+        "--base-url",
+        &url,
+        "--model",
+        "scripted-model",
+        "--cache",
+        "off",
+        "--out",
+        fix.to_str().unwrap(),
+        "--trajectory",
+        traj_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("stage understand"), "progress lines: {err}");
+    assert!(err.contains("verified: every check passed"), "{err}");
+    let patch = std::fs::read_to_string(&fix).unwrap();
+    assert!(
+        patch.contains("+        netloc = '@'.join([auth, netloc])"),
+        "{patch}"
+    );
+
+    let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
+    assert_eq!(traj["schema_version"], 1);
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(root().join("docs/trajectory.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&traj), "{:?}", validator.validate(&traj));
+    let stages: Vec<&str> = traj["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "understand",
+            "localize",
+            "patch",
+            "reproduce",
+            "regression",
+            "verify"
+        ]
+    );
+    let stage = |name: &str| {
+        traj["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap()
+            .clone()
+    };
+    // The reproduction printed "Issue reproduced" on the original code...
+    assert!(
+        stage("reproduce")["output"]["original"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("Issue reproduced")
+    );
+    // ... and "Issue resolved" with the patch; the regression tests stayed green.
+    let verify = stage("verify");
+    assert_eq!(verify["output"]["resolved_by_script"], true);
+    assert_eq!(verify["output"]["passed"], true);
+    assert!(
+        !stage("regression")["output"]["passing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(verify["output"]["regressions"].as_array().unwrap().len(), 0);
+    // Each injected bad reply was recovered from and recorded.
+    let recoveries = |name: &str| -> Vec<String> {
+        stage(name)["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["recovery"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        recoveries("localize").len(),
+        1,
+        "{:?}",
+        recoveries("localize")
+    );
+    assert!(recoveries("patch")[0].contains("does not match"));
+    // Reasoning is kept in the trajectory.
+    assert_eq!(
+        stage("understand")["turns"][0]["reasoning"],
+        "Proxy URLs are handled in utils."
+    );
+
+    // The harness's verdict on the patch.
+    let preds = tmp.path().join("preds.jsonl");
+    std::fs::write(
+        &preds,
+        format!(
+            "{}\n",
+            serde_json::json!({"instance_id": ID, "model_name_or_path": "ponder", "model_patch": patch})
+        ),
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("eval");
+    let (code, out, err) = run(&[
+        "eval",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join(ID).join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["outcome"], "resolved", "{result}");
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_the_repository_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let issue = tmp.path().join("issue.md");
+    std::fs::write(&issue, "Something is wrong.").unwrap();
+    let empty_issue = tmp.path().join("empty.md");
+    std::fs::write(&empty_issue, "  \n").unwrap();
+    let args = |repo: &Path, issue: &Path, url: &str| -> Vec<String> {
+        [
+            "solve",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--issue",
+            issue.to_str().unwrap(),
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--no-verify",
+            "--cache",
+            "off",
+            "--retries",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let call = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run(&a)
+    };
+    // Not a git repository.
+    let (code, _, err) = call(args(&repo, &issue, "http://127.0.0.1:9/v1"));
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a git repository"), "{err}");
+
+    // A dirty repository: an empty issue is refused; a dead server fails with its address;
+    // either way, nothing of the user's changes moves.
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("m.py"), "def f():\n    return 1\n").unwrap();
+    git(&["add", "m.py"]);
+    git(&["commit", "-qm", "one"]);
+    std::fs::write(repo.join("m.py"), "def f():\n    return 2  # local edit\n").unwrap();
+    let (code, _, err) = call(args(&repo, &empty_issue, "http://127.0.0.1:9/v1"));
+    assert_ne!(code, 0);
+    assert!(err.contains("the issue is empty"), "{err}");
+    let (code, _, err) = call(args(&repo, &issue, "http://127.0.0.1:9/v1"));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("uncommitted changes"), "{err}");
+    assert!(
+        err.contains("127.0.0.1:9"),
+        "the dead server is named: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("m.py")).unwrap(),
+        "def f():\n    return 2  # local edit\n"
+    );
+    let status = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), " M m.py\n");
+}
+
+/// A plain repository (not a benchmark instance): the environment is detected from its
+/// pyproject.toml, and stage 4 runs its own tests as regression tests.
+#[test]
+fn scripted_model_solves_a_plain_repository_with_a_detected_environment() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("shop");
+    std::fs::create_dir_all(repo.join("shop")).unwrap();
+    std::fs::create_dir_all(repo.join("tests")).unwrap();
+    let files = [
+        (
+            "pyproject.toml",
+            "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"shop\"\nversion = \"0.1\"\nrequires-python = \">=3.8\"\n\n[tool.setuptools]\npackages = [\"shop\"]\n",
+        ),
+        ("shop/__init__.py", ""),
+        (
+            "shop/cart.py",
+            "class Cart:\n    def __init__(self):\n        self.items = []\n\n    def add(self, price, qty=1):\n        self.items.append((price, qty))\n\n    def total(self):\n        return sum(price for price, qty in self.items)\n",
+        ),
+        (
+            "tests/test_cart.py",
+            "from shop.cart import Cart\n\n\ndef test_empty():\n    assert Cart().total() == 0\n\n\ndef test_single():\n    c = Cart()\n    c.add(2.5)\n    assert c.total() == 2.5\n",
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(repo.join(path), text).unwrap();
+    }
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "shop",
+        ],
+    ] {
+        assert!(
+            Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let issue = tmp.path().join("issue.md");
+    std::fs::write(
+        &issue,
+        "Cart.total() ignores quantities: after cart.add(2.0, qty=3) the total is 2.0, not 6.0.",
+    )
+    .unwrap();
+    let location =
+        "<location><file>shop/cart.py</file><class>Cart</class><method>total</method></location>";
+    let server = ScriptedServer::start(
+        ServerOptions::default(),
+        Script::from_fn(move |body, _| match stage_of(body) {
+            "rank" => Reply::text("<files>\nshop/cart.py\n</files>"),
+            "locations" => Reply::text(format!("<locations>{location}</locations>")),
+            "analysis" => Reply::text("total() never multiplies by qty."),
+            "search" => Reply::text("search_method_in_class(\"total\", \"Cart\")"),
+            "bug_locations" => Reply::text(format!("<bug_locations>{location}</bug_locations>")),
+            "patch" => Reply::text(
+                "<file>shop/cart.py</file><original>\n        return sum(price for price, qty in self.items)\n</original><patched>\n        return sum(price * qty for price, qty in self.items)\n</patched>",
+            ),
+            "reproduce" => Reply::text(
+                "```python\nfrom shop.cart import Cart\nc = Cart()\nc.add(2.0, qty=3)\nprint('Issue resolved' if c.total() == 6.0 else 'Issue reproduced')\n```",
+            ),
+            other => Reply::text(format!("unexpected prompt ({other})")),
+        }),
+    );
+    let url = server.base_url();
+    let traj_path = tmp.path().join("traj.json");
+    let (code, out, err) = run(&[
+        "solve",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--issue",
+        issue.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--model",
+        "scripted-model",
+        "--cache",
+        "off",
+        "--trajectory",
+        traj_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verified: every check passed"), "{err}");
+    assert!(
+        out.contains("+        return sum(price * qty for price, qty in self.items)"),
+        "{out}"
+    );
+    let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
+    let regression = traj["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "regression")
+        .unwrap();
+    assert_eq!(
+        regression["output"]["passing"],
+        serde_json::json!([
+            "tests/test_cart.py::test_empty",
+            "tests/test_cart.py::test_single"
+        ])
+    );
+    // The user's tree is as it was: nothing written into it.
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--ignored"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+}
