@@ -23,7 +23,7 @@
 use anyhow::{Context, Result, bail};
 use ponder_llm::{
     ChatRequest, ClientOptions, Endpoint, LlmClient, Message, ModelSpec, ReplayCache, RunBudget,
-    TaskBudget, wire,
+    TaskBudget, sse::SseDecoder, wire,
 };
 use ponder_scripted_model::{Reply, Script, ScriptedServer, ServerOptions};
 use serde_json::{Value, json};
@@ -55,6 +55,9 @@ fn main() -> Result<()> {
     // `cargo bench` adds `--bench`; only `--child` means something here.
     if let Some(at) = args.iter().position(|a| a == "--child") {
         return child(&args[at + 1..]);
+    }
+    if args.iter().any(|a| a == "--serve") {
+        return serve();
     }
     parent()
 }
@@ -180,6 +183,20 @@ fn parent() -> Result<()> {
         load_after.as_deref().unwrap_or("?"),
     );
     Ok(())
+}
+
+/// Only the server, until killed, for profiling a child by hand (e.g. under callgrind):
+/// `BENCH --serve` prints the base URL to pass to `BENCH --child load URL client stream 2000 256`.
+fn serve() -> Result<()> {
+    let server = ScriptedServer::try_start(
+        ServerOptions::default(),
+        Script::from_fn(|body, _| Reply::text(ANSWER).with_delay(delay_asked(body))),
+    )
+    .context("cannot start the scripted model server on 127.0.0.1")?;
+    println!("{}", server.base_url());
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 /// One 256-in-flight child, with the server's CPU time over it.
@@ -583,7 +600,9 @@ impl Driver {
                 } else {
                     ANSWER.as_bytes()
                 };
-                if !status.is_success() || !bytes.windows(expected.len()).any(|w| w == expected) {
+                // memmem, not a naive window scan: the bare loop should cost what the least a
+                // real client does (read the body, see that it is whole), no more.
+                if !status.is_success() || memchr::memmem::find(&bytes, expected).is_none() {
                     bail!(
                         "the bare request got HTTP {status}: {}",
                         String::from_utf8_lossy(&bytes)
@@ -694,8 +713,6 @@ async fn load_phase(
 /// Where the client's extra CPU goes: the JSON and SSE work it does per call and the bare loop
 /// does not, timed on one thread without HTTP, on reply bodies fetched from the server.
 async fn breakdown_phase(url: String) -> Result<Value> {
-    use eventsource_stream::Eventsource;
-    use futures_util::{FutureExt, StreamExt};
     let mut bodies = Vec::new();
     for stream in [false, true] {
         let Driver::Bare {
@@ -720,13 +737,13 @@ async fn breakdown_phase(url: String) -> Result<Value> {
         );
     }
     let [plain, sse] = [&bodies[0], &bodies[1]];
+    // As the client reads a stream: each event's data handed on as it is split off.
     let events = |body: &[u8]| -> Vec<String> {
-        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(body.to_vec())]);
-        let mut events = chunks.eventsource();
+        let mut decoder = SseDecoder::default();
+        decoder.feed(body);
         let mut out = Vec::new();
-        // Every chunk is already there, so each poll is ready at once.
-        while let Some(Some(Ok(event))) = events.next().now_or_never() {
-            out.push(event.data);
+        while let Ok(Some(data)) = decoder.next_event() {
+            out.push(data.to_string());
         }
         out
     };
@@ -747,15 +764,18 @@ async fn breakdown_phase(url: String) -> Result<Value> {
         started.elapsed().as_secs_f64() * 1e6 / f64::from(ITERATIONS)
     };
     let body_us = time(&|| {
-        let r = std::hint::black_box(&request).clone();
-        let v = wire::request_body(MODEL, &r, 1, true);
-        std::hint::black_box(serde_json::to_vec(&v).ok());
+        let r = std::hint::black_box(&request);
+        std::hint::black_box(wire::request_bytes(MODEL, r, 1, true, None));
     });
     let parse_us = time(&|| {
         std::hint::black_box(wire::parse_reply(std::hint::black_box(plain)).ok());
     });
     let split_us = time(&|| {
-        std::hint::black_box(events(std::hint::black_box(sse)));
+        let mut decoder = SseDecoder::default();
+        decoder.feed(std::hint::black_box(sse));
+        while let Ok(Some(data)) = decoder.next_event() {
+            std::hint::black_box(data);
+        }
     });
     let gather_us = time(&|| {
         let mut g = wire::StreamGatherer::default();

@@ -7,15 +7,18 @@
 
 use crate::budget::{BudgetExceeded, TaskBudget};
 use crate::cache::{CacheMode, CachedSample, ReplayCache};
+use crate::sse::SseDecoder;
 use crate::types::{ChatRequest, ChatResponse, Completion, Usage};
 use crate::wire::{self, StreamGatherer};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 /// One server address of a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,8 +138,10 @@ enum AttemptError {
 
 struct EndpointState {
     endpoint: Endpoint,
-    /// `{base}/chat/completions`, built once.
-    chat_url: String,
+    /// `{base}/chat/completions`, built and parsed once (parsing a URL costs more than the rest
+    /// of building a request). A text that is no URL is kept as it is, for reqwest to report on
+    /// each attempt as it would without this.
+    chat_url: Result<reqwest::Url, String>,
     in_flight: AtomicUsize,
     /// Milliseconds since the client started until which the endpoint is avoided.
     avoid_until_ms: std::sync::atomic::AtomicU64,
@@ -187,11 +192,14 @@ impl LlmClient {
             endpoints: spec
                 .endpoints
                 .iter()
-                .map(|e| EndpointState {
-                    chat_url: format!("{}/chat/completions", e.base_url.trim_end_matches('/')),
-                    endpoint: e.clone(),
-                    in_flight: AtomicUsize::new(0),
-                    avoid_until_ms: 0.into(),
+                .map(|e| {
+                    let url = format!("{}/chat/completions", e.base_url.trim_end_matches('/'));
+                    EndpointState {
+                        chat_url: reqwest::Url::parse(&url).map_err(|_| url),
+                        endpoint: e.clone(),
+                        in_flight: AtomicUsize::new(0),
+                        avoid_until_ms: 0.into(),
+                    }
                 })
                 .collect(),
             permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
@@ -467,26 +475,43 @@ impl LlmClient {
         best.map_or(0, |b| b.2)
     }
 
+    /// One request to one endpoint. A single timer per attempt bounds both the whole request
+    /// (`request_timeout`) and, in a stream, the wait for each event (`idle_timeout`): events
+    /// only note when they came, and the timer is moved on when it fires early, so a reply of
+    /// many events costs one timer rather than one per event.
     async fn attempt(
         &self,
         ep: usize,
         body: bytes::Bytes,
     ) -> Result<(String, Vec<Completion>, Option<Usage>), AttemptError> {
-        let endpoint = &self.endpoints[ep].endpoint;
-        let url = &self.endpoints[ep].chat_url;
-        let mut req = self
-            .http
-            .post(url)
+        let state = &self.endpoints[ep];
+        let endpoint = &state.endpoint;
+        let builder = match &state.chat_url {
+            Ok(url) => self.http.post(url.clone()),
+            Err(text) => self.http.post(text.as_str()),
+        };
+        let mut req = builder
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .timeout(self.options.request_timeout);
+            .body(body);
         if let Some(key) = &endpoint.api_key {
             req = req.bearer_auth(key);
         }
-        let response = req.send().await.map_err(|e| AttemptError::Retry {
-            reason: describe(&e),
+        let request_deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        let mut timer = pin!(tokio::time::sleep_until(request_deadline));
+        let whole_request_timed_out = || AttemptError::Retry {
+            reason: format!(
+                "timed out: no whole reply within {:?}",
+                self.options.request_timeout
+            ),
             retry_after: None,
-        })?;
+        };
+        let response = within(timer.as_mut(), req.send())
+            .await
+            .ok_or_else(whole_request_timed_out)?
+            .map_err(|e| AttemptError::Retry {
+                reason: describe(&e),
+                retry_after: None,
+            })?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = response
@@ -495,7 +520,10 @@ impl LlmClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
-            let text = response.text().await.unwrap_or_default();
+            let text = within(timer.as_mut(), response.text())
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
             let message = error_message(&text);
             let code = status.as_u16();
             return Err(if code == 429 || code == 408 || status.is_server_error() {
@@ -512,50 +540,60 @@ impl LlmClient {
             });
         }
         if !self.spec.stream {
-            let bytes = response.bytes().await.map_err(|e| AttemptError::Retry {
-                reason: describe(&e),
-                retry_after: None,
-            })?;
+            let bytes = within(timer.as_mut(), response.bytes())
+                .await
+                .ok_or_else(whole_request_timed_out)?
+                .map_err(|e| AttemptError::Retry {
+                    reason: describe(&e),
+                    retry_after: None,
+                })?;
             return wire::parse_reply(&bytes).map_err(|m| AttemptError::Retry {
                 reason: m.0,
                 retry_after: None,
             });
         }
-        let mut events = response.bytes_stream().eventsource();
+        let mut stream = StreamWait {
+            response,
+            timer,
+            request_deadline,
+            idle: self.options.idle_timeout,
+            last_event: tokio::time::Instant::now(),
+        };
+        stream
+            .timer
+            .as_mut()
+            .reset(request_deadline.min(stream.last_event + stream.idle));
+        let mut events = SseDecoder::default();
         let mut gatherer = StreamGatherer::default();
         loop {
-            let next = tokio::time::timeout(self.options.idle_timeout, events.next()).await;
-            match next {
-                Err(_) => {
-                    return Err(AttemptError::Retry {
-                        reason: format!(
-                            "the stream stalled: nothing for {:?}",
-                            self.options.idle_timeout
-                        ),
-                        retry_after: None,
-                    });
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(AttemptError::Retry {
-                        reason: format!("the stream broke: {e}"),
-                        retry_after: None,
-                    });
-                }
-                Ok(Some(Ok(event))) => {
-                    gatherer
-                        .push(&event.data)
-                        .map_err(|m| AttemptError::Retry {
-                            reason: m.0,
-                            retry_after: None,
-                        })?;
-                    if gatherer.is_done() {
-                        break;
-                    }
+            let mut any = false;
+            while let Some(data) = events.next_event().map_err(|e| AttemptError::Retry {
+                reason: format!("the stream broke: {e}"),
+                retry_after: None,
+            })? {
+                any = true;
+                gatherer.push(data).map_err(|m| AttemptError::Retry {
+                    reason: m.0,
+                    retry_after: None,
+                })?;
+                if gatherer.is_done() {
+                    // The connection goes back to the pool only once the body is read to its
+                    // end, which a server sends right after `[DONE]`; left unread, it would be
+                    // closed and the next call would open a new one. A server that does not end
+                    // the body is waited for no longer than for an event, and the reply stands.
+                    while let Ok(Some(_)) = stream.next_chunk(&whole_request_timed_out).await {}
+                    return Ok(gatherer.finish());
                 }
             }
+            if any {
+                stream.last_event = tokio::time::Instant::now();
+            }
+            match stream.next_chunk(&whole_request_timed_out).await? {
+                Some(bytes) => events.feed(&bytes),
+                None => break,
+            }
         }
-        if !gatherer.is_done() && !gatherer.all_finished() {
+        if !gatherer.all_finished() {
             return Err(AttemptError::Retry {
                 reason: "the stream ended before the reply was complete".into(),
                 retry_after: None,
@@ -605,6 +643,60 @@ impl LlmClient {
         }
         out
     }
+}
+
+/// The body of a streamed reply being read, with the one timer of its attempt.
+struct StreamWait<'a> {
+    response: reqwest::Response,
+    timer: Pin<&'a mut Sleep>,
+    request_deadline: tokio::time::Instant,
+    idle: Duration,
+    /// When the last event came (or the stream began): the next one is due `idle` later.
+    last_event: tokio::time::Instant,
+}
+
+impl StreamWait<'_> {
+    /// The next chunk of the body, `None` at its end; an error if it broke or a time limit
+    /// passed (`whole` makes the one for `request_timeout`).
+    async fn next_chunk(
+        &mut self,
+        whole: &impl Fn() -> AttemptError,
+    ) -> Result<Option<bytes::Bytes>, AttemptError> {
+        loop {
+            if let Some(chunk) = within(self.timer.as_mut(), self.response.chunk()).await {
+                return chunk.map_err(|e| AttemptError::Retry {
+                    reason: format!("the stream broke: {}", describe(&e)),
+                    retry_after: None,
+                });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= self.request_deadline {
+                return Err(whole());
+            }
+            let due = self.last_event + self.idle;
+            if now >= due {
+                return Err(AttemptError::Retry {
+                    reason: format!("the stream stalled: nothing for {:?}", self.idle),
+                    retry_after: None,
+                });
+            }
+            // Events came since the timer was set: it waits out the rest from the last one.
+            self.timer.as_mut().reset(self.request_deadline.min(due));
+        }
+    }
+}
+
+/// `fut`'s output, or `None` if `timer` fires first. `fut` is polled first, so a reply that is
+/// already there is taken even at the deadline.
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Divides a call's usage among its samples, for the cache's per-sample record.

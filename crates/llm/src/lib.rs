@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod reasoning;
 pub mod score;
+pub mod sse;
 pub mod types;
 pub mod wire;
 

@@ -214,6 +214,51 @@ async fn logprobs_give_yes_scores_and_sampling_stands_in_without_them() {
 }
 
 #[tokio::test]
+async fn time_limits_count_from_the_last_event_and_the_request_start() {
+    // Events 200 ms apart take longer than the 500 ms idle limit in all, and the reply stands.
+    let server = ScriptedServer::start(
+        ServerOptions::default(),
+        Script::always(
+            Reply::text("one two three four five").with_chunk_delay(Duration::from_millis(200)),
+        ),
+    );
+    let started = Instant::now();
+    let r = client(&server, true)
+        .chat(&ask("hi"), &unlimited())
+        .await
+        .unwrap();
+    assert_eq!(r.choices[0].answer, "one two three four five");
+    assert!(started.elapsed() > Duration::from_millis(500));
+    assert_eq!(server.request_count(), 1);
+
+    // The whole-request limit ends an attempt, streamed or not, however lively the stream.
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    for stream in [true, false] {
+        let slow = if stream {
+            Reply::text("a long text that trickles in").with_chunk_delay(Duration::from_millis(100))
+        } else {
+            Reply::text("a slow text").with_delay(Duration::from_millis(600))
+        };
+        let server = ScriptedServer::start(
+            ServerOptions::default(),
+            Script::queue([slow, Reply::text("quick")]),
+        );
+        let c = LlmClient::new(
+            spec(&server, stream),
+            options.clone(),
+            Arc::new(ReplayCache::disabled()),
+        )
+        .unwrap();
+        let r = c.chat(&ask("hi"), &unlimited()).await.unwrap();
+        assert_eq!(r.choices[0].answer, "quick", "stream: {stream}");
+        assert_eq!(server.request_count(), 2, "stream: {stream}");
+    }
+}
+
+#[tokio::test]
 async fn passing_faults_are_retried_and_lasting_ones_reported() {
     let server = ScriptedServer::start(
         ServerOptions::default(),
