@@ -77,6 +77,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The configuration file in use, if any.
+    pub(crate) fn config_file(&self) -> Option<PathBuf> {
+        LlmConfig::file_path(self.config.as_deref())
+    }
+
     fn budget(&self, config: &LlmConfig) -> RunBudget {
         let mut limits = config.limits;
         limits.per_call = self.max_tokens_per_call.or(limits.per_call);

@@ -44,12 +44,15 @@ pub struct SolveArgs {
     /// tools in the prompt.
     #[arg(long)]
     native_tools: bool,
-    /// Sampling temperature of every stage.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    /// max_tokens of every model call.
-    #[arg(long, default_value_t = 4096)]
-    max_tokens: u32,
+    /// Sampling temperature of every stage [default: [sampling] of the configuration, else 0].
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// max_tokens of every model call [default: [sampling] of the configuration, else 4096].
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Send earlier turns' reasoning back to the model instead of pruning it from the history.
+    #[arg(long)]
+    keep_reasoning: bool,
     /// Search rounds of fault localization.
     #[arg(long)]
     rounds: Option<usize>,
@@ -91,7 +94,15 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
             "say what to solve: --repo PATH --issue FILE, or --dataset FILE --instance ID"
         ),
     };
-    let mut limits = StageLimits::default();
+    let (mut limits, mut sampling) = workflow_settings(args.model.config_file().as_deref())?;
+    if let Some(t) = args.temperature {
+        sampling.temperature = t;
+    }
+    if let Some(m) = args.max_tokens {
+        sampling.max_tokens = m;
+    }
+    sampling.native_tools |= args.native_tools;
+    sampling.keep_reasoning |= args.keep_reasoning;
     if let Some(r) = args.rounds {
         limits.localization_rounds = r;
     }
@@ -116,12 +127,7 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         let model = StageModel {
             client: Arc::new(client),
             budget: budget.task(),
-            sampling: Sampling {
-                temperature: args.temperature,
-                max_tokens: args.max_tokens,
-                native_tools: args.native_tools,
-                ..Sampling::default()
-            },
+            sampling,
         };
         solve(&opts, &model, sandbox).await
     })?;
@@ -153,4 +159,28 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         None => eprintln!("not verified (--no-verify)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[stages]` and `[sampling]` sections of the configuration file, defaults where absent.
+fn workflow_settings(file: Option<&Path>) -> Result<(StageLimits, Sampling)> {
+    let Some(path) = file else {
+        return Ok((StageLimits::default(), Sampling::default()));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let limits = match table.remove("stages") {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("[stages] in {} is not valid", path.display()))?,
+        None => StageLimits::default(),
+    };
+    let sampling = match table.remove("sampling") {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("[sampling] in {} is not valid", path.display()))?,
+        None => Sampling::default(),
+    };
+    Ok((limits, sampling))
 }

@@ -48,7 +48,7 @@ fn stage_of(body: &Value) -> &'static str {
         let searched = messages.iter().any(|m| {
             m["content"]
                 .as_str()
-                .is_some_and(|c| c.contains("Result of"))
+                .is_some_and(|c| c.contains("Result of search_"))
         });
         return if searched { "bug_locations" } else { "search" };
     }
@@ -66,7 +66,7 @@ fn stage_of(body: &Value) -> &'static str {
     "unknown"
 }
 
-/// The competent model, with one bad reply injected at the first search and the first patch.
+/// The competent model, with bad replies injected: three at the search, two at the patch.
 fn scripted_model_for_requests_proxy_auth() -> Script {
     let bad_search = Arc::new(AtomicUsize::new(0));
     let bad_patch = Arc::new(AtomicUsize::new(0));
@@ -79,19 +79,30 @@ fn scripted_model_for_requests_proxy_auth() -> Script {
         "analysis" => Reply::text(
             "prepend_scheme_if_needed rebuilds the URL from parse_url's netloc, which has no auth.",
         ),
-        "search" if bad_search.fetch_add(1, Ordering::SeqCst) == 0 => {
-            Reply::text("search_function(\"prepend_scheme_if_needed\")")
-        }
-        "search" => Reply::text("search_method(\"prepend_scheme_if_needed\")"),
+        "search" => match bad_search.fetch_add(1, Ordering::SeqCst) {
+            // A tool that does not exist, broken JSON, reasoning that never closes.
+            0 => Reply::text("search_function(\"prepend_scheme_if_needed\")"),
+            1 => Reply::text(
+                "{\"name\": \"search_method\", \"arguments\": {\"method_name\": \"prepend_scheme_if_needed\"",
+            ),
+            2 => Reply::inline_think("<think>The netloc is rebuilt from"),
+            _ => Reply::text("search_method(\"prepend_scheme_if_needed\")"),
+        },
         "bug_locations" => Reply::text(format!(
             "The auth part is dropped.\n<bug_locations>{LOCATION}</bug_locations>"
         )),
-        "patch" if bad_patch.fetch_add(1, Ordering::SeqCst) == 0 => Reply::text(
-            "<file>requests/utils.py</file><original>if scheme is None and auth:</original><patched>pass</patched>",
-        ),
-        "patch" => Reply::text(
-            "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    if auth:\n        # parse_url's netloc has no credentials: put them back.\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>",
-        ),
+        "patch" => match bad_patch.fetch_add(1, Ordering::SeqCst) {
+            // An original that matches nothing, then an edit that breaks the syntax.
+            0 => Reply::text(
+                "<file>requests/utils.py</file><original>if scheme is None and auth:</original><patched>pass</patched>",
+            ),
+            1 => Reply::text(
+                "<file>requests/utils.py</file><original>\n    if scheme is None:\n        scheme = new_scheme\n</original><patched>\n    if auth\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>",
+            ),
+            _ => Reply::text(
+                "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    if auth:\n        # parse_url's netloc has no credentials: put them back.\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>",
+            ),
+        },
         "reproduce" => Reply::text(REPRO),
         other => Reply::text(format!("unexpected prompt ({other})")),
     })
@@ -215,13 +226,15 @@ fn scripted_model_solves_the_example_and_the_harness_resolves_the_patch() {
             .filter_map(|t| t["recovery"].as_str().map(str::to_owned))
             .collect()
     };
-    assert_eq!(
-        recoveries("localize").len(),
-        1,
-        "{:?}",
-        recoveries("localize")
-    );
-    assert!(recoveries("patch")[0].contains("does not match"));
+    let localize = recoveries("localize");
+    assert_eq!(localize.len(), 3, "{localize:?}");
+    assert!(localize[0].contains("no tool call"), "{localize:?}");
+    assert!(localize[1].contains("JSON"), "{localize:?}");
+    assert!(localize[2].contains("never closed"), "{localize:?}");
+    let patch_recoveries = recoveries("patch");
+    assert_eq!(patch_recoveries.len(), 2, "{patch_recoveries:?}");
+    assert!(patch_recoveries[0].contains("does not match"));
+    assert!(patch_recoveries[1].contains("no longer parses"));
     // Reasoning is kept in the trajectory.
     assert_eq!(
         stage("understand")["turns"][0]["reasoning"],
@@ -293,6 +306,18 @@ fn bad_input_is_refused_clearly_and_the_repository_is_left_alone() {
     let (code, _, err) = call(args(&repo, &issue, "http://127.0.0.1:9/v1"));
     assert_ne!(code, 0);
     assert!(err.contains("is not a git repository"), "{err}");
+
+    // A limit of the wrong type in the configuration.
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(&config, "[stages]\nlocalization_rounds = \"six\"\n").unwrap();
+    let mut a = args(&repo, &issue, "http://127.0.0.1:9/v1");
+    a.extend(["--config".to_owned(), config.display().to_string()]);
+    let (code, _, err) = call(a);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("[stages]") && err.contains("is not valid"),
+        "{err}"
+    );
 
     // A dirty repository: an empty issue is refused; a dead server fails with its address;
     // either way, nothing of the user's changes moves.
@@ -416,8 +441,16 @@ fn scripted_model_solves_a_plain_repository_with_a_detected_environment() {
     );
     let url = server.base_url();
     let traj_path = tmp.path().join("traj.json");
+    let config = tmp.path().join("ponder.toml");
+    std::fs::write(
+        &config,
+        "[stages]\ndebug_rounds = 1\n\n[sampling]\ntemperature = 0.25\n",
+    )
+    .unwrap();
     let (code, out, err) = run(&[
         "solve",
+        "--config",
+        config.to_str().unwrap(),
         "--repo",
         repo.to_str().unwrap(),
         "--issue",
@@ -437,6 +470,8 @@ fn scripted_model_solves_a_plain_repository_with_a_detected_environment() {
         out.contains("+        return sum(price * qty for price, qty in self.items)"),
         "{out}"
     );
+    // The configuration's [sampling] reached the server.
+    assert_eq!(server.requests()[0]["temperature"], 0.25);
     let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
     let regression = traj["stages"]
         .as_array()

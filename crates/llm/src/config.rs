@@ -19,6 +19,12 @@
 //! stream = true
 //! supports_n = true              # leave out to detect
 //! prices = { prompt = 0.2, completion = 0.6 }   # per million tokens; only for showing cost
+//!
+//! [stages]                 # ponder solve's limits (ponder-workflow's StageLimits)
+//! localization_rounds = 6
+//!
+//! [sampling]               # ponder solve's sampling (ponder-workflow's Sampling)
+//! temperature = 0.0
 //! ```
 //!
 //! Without a file, `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `PONDER_MODEL` (or `OPENAI_MODEL`)
@@ -40,6 +46,14 @@ struct File {
     budget: BudgetSection,
     #[serde(default)]
     models: BTreeMap<String, ModelSection>,
+    /// The solving workflow's own sections (`[stages]` limits, `[sampling]`), read by
+    /// ponder-workflow's callers; listed so that they are not refused here as unknown.
+    #[serde(default)]
+    #[allow(dead_code)]
+    stages: Option<toml::Table>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sampling: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,12 +124,17 @@ impl EnvVars {
 }
 
 impl LlmConfig {
-    /// Reads `path` if given, else `./ponder.toml` if present, and the environment.
-    pub fn load(path: Option<&Path>, env: &EnvVars) -> anyhow::Result<LlmConfig> {
-        let chosen = match path {
+    /// The configuration file in use: `path` if given, else `./ponder.toml` if present.
+    pub fn file_path(path: Option<&Path>) -> Option<PathBuf> {
+        match path {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from("ponder.toml")).filter(|p| p.is_file()),
-        };
+        }
+    }
+
+    /// Reads `path` if given, else `./ponder.toml` if present, and the environment.
+    pub fn load(path: Option<&Path>, env: &EnvVars) -> anyhow::Result<LlmConfig> {
+        let chosen = LlmConfig::file_path(path);
         let file: File = match &chosen {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {

@@ -179,7 +179,11 @@ fn json_calls(reply: &str) -> Vec<(usize, Extracted)> {
                         "A tool call in JSON could not be read ({e}); write it as valid JSON."
                     ))),
                 ));
-                from = at + 1;
+                // Its inner objects are part of the broken call, not calls of their own.
+                from = match e.classify() {
+                    serde_json::error::Category::Eof => reply.len(),
+                    _ => at + 1,
+                };
             }
             _ => from = at + 1,
         }

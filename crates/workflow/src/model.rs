@@ -1,5 +1,6 @@
 //! How a stage talks to the model: one conversation whose history holds only answers (earlier
-//! turns' reasoning is kept in the trajectory, never sent back: system.md's history pruning), each
+//! turns' reasoning is kept in the trajectory, not sent back: system.md's history pruning, which
+//! `Sampling::keep_reasoning` turns off), each
 //! turn recorded as a [`Turn`]. A reply that cannot be used at all (reasoning never closed, an
 //! empty answer) is recorded with the reason and asked again, a bounded number of times.
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 /// Sampling settings of the stages.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sampling {
     pub temperature: f32,
     pub max_tokens: u32,
@@ -21,6 +22,9 @@ pub struct Sampling {
     pub native_tools: bool,
     /// Tries of a reply that is unusable as a whole (empty, or cut inside its reasoning).
     pub unusable_retries: usize,
+    /// Send earlier turns' reasoning back (as a `<think>` block before the answer) instead of
+    /// pruning it from the history, for models trained to see it.
+    pub keep_reasoning: bool,
 }
 
 impl Default for Sampling {
@@ -30,6 +34,7 @@ impl Default for Sampling {
             max_tokens: 4096,
             native_tools: false,
             unusable_retries: 2,
+            keep_reasoning: false,
         }
     }
 }
@@ -139,7 +144,11 @@ impl Conversation {
                 continue;
             }
             self.turns.push(turn);
-            let mut message = Message::assistant(completion.answer.clone());
+            let sent = match (&completion.reasoning, model.sampling.keep_reasoning) {
+                (Some(r), true) => format!("<think>{r}</think>\n{}", completion.answer),
+                _ => completion.answer.clone(),
+            };
+            let mut message = Message::assistant(sent);
             message.tool_calls = completion.tool_calls.clone();
             self.messages.push(message);
             return Ok(Reply {

@@ -23,7 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 /// The stages' limits (system.md's values by default). Every one is a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StageLimits {
     /// Files the model ranks in stage 1.
     pub ranked_files: usize,

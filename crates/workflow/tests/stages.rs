@@ -284,3 +284,51 @@ async fn scripted_model_with_native_tool_calls_recovers_from_unknown_tools_and_b
                 && m["content"].as_str().unwrap_or("").contains("class Cart"))
     );
 }
+
+#[tokio::test]
+async fn scripted_model_reasoning_goes_back_only_when_asked() {
+    for keep in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let index = fixture(dir.path());
+        let server = ScriptedServer::start(
+            ServerOptions::default(),
+            Script::queue([
+                Reply::reasoning("Cart is the place to look.", "search_class(\"Cart\")"),
+                Reply::text(format!("<bug_locations>{RIGHT_LOCATION}</bug_locations>")),
+            ]),
+        );
+        let prompts = Prompts::new();
+        let mut model = model(&server, false);
+        model.sampling.keep_reasoning = keep;
+        let input = StageInput {
+            repo: "acme/shop",
+            issue: ISSUE,
+            index: &index,
+            prompts: &prompts,
+            limits: StageLimits::default(),
+            model: &model,
+        };
+        let (localization, record) =
+            localize(&input, &ponder_workflow::Understanding::default()).await;
+        localization.unwrap();
+        assert_eq!(
+            record.turns[0].reasoning.as_deref(),
+            Some("Cart is the place to look.")
+        );
+        let second = &server.requests()[1]["messages"];
+        let assistant = second
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "assistant")
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            assistant.contains("<think>Cart is the place to look.</think>"),
+            keep,
+            "{assistant}"
+        );
+    }
+}
