@@ -153,8 +153,14 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         }
         None => print!("{patch}"),
     }
+    for check in &result.checks {
+        eprintln!("check: {check}");
+    }
     match result.verified {
         Some(true) => eprintln!("verified: every check passed"),
+        Some(false) if result.checks.iter().all(|c| c.starts_with("no ")) => {
+            eprintln!("NOT verified: no check could run (see the trajectory)")
+        }
         Some(false) => eprintln!("NOT verified: a check still fails (see the trajectory)"),
         None => eprintln!("not verified (--no-verify)"),
     }

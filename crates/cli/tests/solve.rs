@@ -494,3 +494,117 @@ fn scripted_model_solves_a_plain_repository_with_a_detected_environment() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "");
 }
+
+/// A SWE-bench Lite instance from a repository mirror (psf__requests-2317: `method =
+/// builtin_str(method)` turns b'GET' into "b'GET'"), all four stages with the benchmark's
+/// environment and the sandbox, the trajectory checked against its schema and the patch graded
+/// by `ponder eval`. Mirrors and the Lite rows are not in CI: set PONDER_MIRRORS (a folder of
+/// owner__name repositories) and PONDER_LITE_DATASET (lite-test.jsonl, python_specs.json
+/// beside it) to run it.
+#[test]
+fn scripted_model_solves_a_lite_instance_from_a_mirror() {
+    let (Some(mirrors), Some(dataset)) = (
+        std::env::var_os("PONDER_MIRRORS"),
+        std::env::var_os("PONDER_LITE_DATASET"),
+    ) else {
+        eprintln!(
+            "SKIPPED: set PONDER_MIRRORS and PONDER_LITE_DATASET to solve a Lite instance from a mirror"
+        );
+        return;
+    };
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let (mirrors, dataset) = (
+        mirrors.to_string_lossy().into_owned(),
+        dataset.to_string_lossy().into_owned(),
+    );
+    let id = "psf__requests-2317";
+    let location = "<location><file>requests/sessions.py</file><class>Session</class><method>request</method></location>";
+    let server = ScriptedServer::start(
+        ServerOptions::default(),
+        Script::from_fn(move |body, _| match stage_of(body) {
+            "rank" => Reply::text("<files>\nrequests/sessions.py\nrequests/compat.py\n</files>"),
+            "locations" => Reply::text(format!("<locations>{location}</locations>")),
+            "analysis" => Reply::text(
+                "Session.request calls builtin_str(method), which is str(b'GET') on Python 3.",
+            ),
+            "search" => Reply::text("search_code(\"builtin_str(method)\")"),
+            "bug_locations" => Reply::text(format!("<bug_locations>{location}</bug_locations>")),
+            "patch" => Reply::text(
+                "<file>requests/sessions.py</file><original>\n        method = builtin_str(method)\n</original><patched>\n        method = to_native_string(method)\n</patched>",
+            ),
+            "reproduce" => Reply::text(
+                "```python\nimport requests\n\nseen = {}\n\ndef send(self, request, **kwargs):\n    seen['method'] = request.method\n    raise RuntimeError('stop before the network')\n\nrequests.Session.send = send\ntry:\n    requests.Session().request(b'GET', 'http://example.invalid/')\nexcept RuntimeError:\n    pass\nm = seen.get('method')\nif m == 'GET':\n    print('Issue resolved')\nelif m and m != 'GET' and 'GET' in m:\n    print('Issue reproduced')\nelse:\n    print('Other issues', m)\n```",
+            ),
+            other => Reply::text(format!("unexpected prompt ({other})")),
+        }),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let fix = tmp.path().join("fix.diff");
+    let traj_path = tmp.path().join("traj.json");
+    let url = server.base_url();
+    let (code, _, err) = run(&[
+        "solve",
+        "--dataset",
+        &dataset,
+        "--instance",
+        id,
+        "--repos",
+        &mirrors,
+        "--base-url",
+        &url,
+        "--model",
+        "scripted-model",
+        "--cache",
+        "off",
+        "--out",
+        fix.to_str().unwrap(),
+        "--trajectory",
+        traj_path.to_str().unwrap(),
+    ]);
+    eprintln!("{err}");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verified: every check passed"), "{err}");
+    assert!(
+        err.contains("check: the reproduction script prints"),
+        "{err}"
+    );
+    let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(root().join("docs/trajectory.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&traj), "{:?}", validator.validate(&traj));
+    let patch = std::fs::read_to_string(&fix).unwrap();
+    let preds = tmp.path().join("preds.jsonl");
+    std::fs::write(
+        &preds,
+        format!(
+            "{}\n",
+            serde_json::json!({"instance_id": id, "model_name_or_path": "ponder", "model_patch": patch})
+        ),
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("eval");
+    let (code, out, err) = run(&[
+        "eval",
+        "--dataset",
+        &dataset,
+        "--repos",
+        &mirrors,
+        "--instances",
+        id,
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join(id).join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["outcome"], "resolved", "{result}");
+}

@@ -60,8 +60,11 @@ pub struct SolveOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct SolveResult {
     pub patch: Option<String>,
-    /// Whether the final patch passed every check that could run (None: not verified).
+    /// Whether at least one check ran on the final patch and every check that ran passed
+    /// (None: not verified).
     pub verified: Option<bool>,
+    /// What was checked and how it came out, one sentence each.
+    pub checks: Vec<String>,
     pub trajectory: Trajectory,
 }
 
@@ -215,11 +218,11 @@ pub async fn solve(
         started,
     };
     let outcome = stages(&mut run, &input, &tree, &prepared, &envs, sandbox, &work).await;
-    let (patch, verified) = match outcome {
+    let (patch, verified, checks) = match outcome {
         Ok(r) => r,
         Err(e) => {
             run.traj.failure = Some(format!("{e:#}"));
-            (None, None)
+            (None, None, Vec::new())
         }
     };
     run.traj.patch = patch.clone().unwrap_or_default();
@@ -233,6 +236,7 @@ pub async fn solve(
     Ok(SolveResult {
         patch,
         verified,
+        checks,
         trajectory: traj,
     })
 }
@@ -299,7 +303,7 @@ async fn stages(
     envs: &EnvStore,
     sandbox: Sandbox,
     work: &Path,
-) -> Result<(Option<String>, Option<bool>)> {
+) -> Result<(Option<String>, Option<bool>, Vec<String>)> {
     let (understanding, record) = ponder_workflow::understand(input).await;
     run.push(record);
     let understanding = understanding?;
@@ -320,7 +324,7 @@ async fn stages(
     run.push(record);
     let mut patch = patch?;
     let Some(recipe) = prepared.recipe.clone() else {
-        return Ok((Some(patch.diff), None));
+        return Ok((Some(patch.diff), None, Vec::new()));
     };
 
     // Stage 4: the environment, the reproduction, the regression baseline, the checks.
@@ -362,6 +366,7 @@ async fn stages(
     run.push(record);
 
     let mut verified = false;
+    let mut last = Verification::default();
     for round in 0..=input.limits.debug_rounds {
         let mut record = StageRecord::new("verify");
         let t = Instant::now();
@@ -374,6 +379,7 @@ async fn stages(
         record.failure = v.failure.clone();
         record.seconds = t.elapsed().as_secs_f64();
         run.push(record);
+        last = v.clone();
         if v.passed {
             verified = true;
             break;
@@ -393,5 +399,27 @@ async fn stages(
     if !run.opts.keep {
         executor.clean_up();
     }
-    Ok((Some(patch.diff), Some(verified)))
+    let mut checks = vec![match (&repro, last.resolved_by_script) {
+        (None, _) => {
+            "no reproduction script (none printed \"Issue reproduced\" on the original code)"
+                .to_owned()
+        }
+        (Some(_), Some(true)) => {
+            "the reproduction script prints \"Issue resolved\" with the patch".to_owned()
+        }
+        (Some(_), _) => {
+            "the reproduction script does NOT print \"Issue resolved\" with the patch".to_owned()
+        }
+    }];
+    checks.push(if regression.passing.is_empty() {
+        "no regression tests (none found near the changed files, or none passed before)".to_owned()
+    } else {
+        format!(
+            "{} of {} regression tests still pass",
+            regression.passing.len() - last.regressions.len(),
+            regression.passing.len()
+        )
+    });
+    let ran_any = repro.is_some() || !regression.passing.is_empty();
+    Ok((Some(patch.diff), Some(verified && ran_any), checks))
 }

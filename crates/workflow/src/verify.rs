@@ -154,8 +154,8 @@ pub async fn write_reproduction(
     (result, record)
 }
 
-/// The test files near the changed files: `test_<stem>.py` / `<stem>_test.py` anywhere, and
-/// the test files in a `tests` folder beside the changed file or at the top, at most `limit`.
+/// The test files near the changed files, at most `limit`: `test_<stem>.py` and `<stem>_test.py`
+/// anywhere (shortest paths first), then `test_<package>.py` for the changed file's top folder.
 pub fn regression_files(index: &CodeIndex, changed: &[String], limit: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let is_test = |p: &str| {
@@ -165,7 +165,11 @@ pub fn regression_files(index: &CodeIndex, changed: &[String], limit: usize) -> 
     for path in changed {
         let name = path.rsplit('/').next().unwrap_or(path);
         let stem = name.trim_end_matches(".py");
-        let wanted = [format!("test_{stem}.py"), format!("{stem}_test.py")];
+        let mut wanted = vec![format!("test_{stem}.py"), format!("{stem}_test.py")];
+        // A package's suite named after the package (requests' test_requests.py).
+        if let Some((package, _)) = path.split_once('/') {
+            wanted.push(format!("test_{package}.py"));
+        }
         let mut by_name: Vec<&str> = index
             .files()
             .iter()
