@@ -1,8 +1,9 @@
 //! Instance layers: a small virtual environment per work tree that sees a base environment.
 //!
 //! The layer is a fresh venv of the same interpreter whose site-packages holds one `.pth` file
-//! calling `site.addsitedir(<base site-packages>)`. Python then sees the base's packages after
-//! the layer's own, and pip (which scans `sys.path`) treats them as installed, so installing the
+//! calling `site.addsitedir(<base site-packages>)`, read after every other `.pth` of the layer
+//! ([`BASE_PTH`]). Python then sees the base's packages after the layer's own (the work tree's
+//! editable entries included), and pip (which scans `sys.path`) treats them as installed, so installing the
 //! work tree only adds the project itself. The base is never written: it is not among the
 //! sandbox's writable paths, and pip refuses to uninstall distributions outside the running
 //! environment (it shadows them in the layer instead).
@@ -39,8 +40,13 @@ use crate::store::{
 };
 use crate::tools::{Tool, ToolChoice};
 
-/// Name of the `.pth` file that links a layer to its base.
-pub const BASE_PTH: &str = "_ponder_base.pth";
+/// Name of the `.pth` file that links a layer to its base. Python reads a site-packages' `.pth`
+/// files in name order, and the name sorts after the ones installers write (`easy-install.pth`,
+/// `__editable__.*.pth`, `<name>-nspkg.pth`), so the work tree's path entries come before the
+/// base's site-packages, as the project's files come first in the harness's single environment
+/// (where installing the project removes a PyPI copy of it). Namespace packages depend on it:
+/// matplotlib 3.3's `mpl_toolkits` came from the base's PyPI matplotlib when the base came first.
+pub const BASE_PTH: &str = "zzz_ponder_base.pth";
 /// The layer's record, next to its venv.
 pub const LAYER_RECORD: &str = "ponder-layer.json";
 

@@ -426,3 +426,78 @@ fn pinned_pip_keeps_legacy_install_options() {
     };
     assert!(store.plan(&bad, &BuildOptions::default()).is_err());
 }
+
+/// The base holds PyPI's jaraco.functools, whose `jaraco` is a namespace package, and the work
+/// tree is a project with its own `jaraco/functools` installed with setuptools' legacy `develop`
+/// (a path entry, as old SWE-bench repositories are installed; matplotlib's `mpl_toolkits` is the
+/// case that broke): the work tree's module must win, as in the harness, where the install
+/// replaces the PyPI copy in the one environment. Namespace portions are searched in `sys.path`
+/// order, so the base's site-packages must come after the layer's own entries.
+#[test]
+fn a_legacy_editable_install_shadows_the_base_copy_of_a_namespace_package() {
+    let Some(sandbox) = common::sandbox() else {
+        return;
+    };
+    let root = common::temp_dir("shadow");
+    let store = common::store(root.path(), sandbox.clone());
+    let Some(py) = common::test_python(store.interpreters()) else {
+        return;
+    };
+    let packages = ["jaraco.functools==4.0.1", "setuptools<70", "pip<24.1"];
+    let base = base_with(&store, &py, &packages, ToolChoice::Pip);
+    let wt = root.path().join("wt");
+    std::fs::create_dir_all(wt.join("jaraco/functools")).unwrap();
+    std::fs::write(
+        wt.join("setup.py"),
+        "from setuptools import setup\nsetup(name='jaraco.functools', version='99.0', \
+         packages=['jaraco', 'jaraco.functools'], namespace_packages=['jaraco'])\n",
+    )
+    .unwrap();
+    // A pkg_resources-style namespace, as matplotlib 3.3 declares mpl_toolkits.
+    std::fs::write(
+        wt.join("jaraco/__init__.py"),
+        "__import__('pkg_resources').declare_namespace(__name__)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        wt.join("jaraco/functools/__init__.py"),
+        "WHERE = 'work tree'\n",
+    )
+    .unwrap();
+    common::git_commit_all(&wt);
+    let recipe = EnvRecipe {
+        python: py.minor_string(),
+        packages: packages.iter().map(|p| p.to_string()).collect(),
+        install: Some("python -m pip install --no-use-pep517 --no-build-isolation -e .".into()),
+        ..EnvRecipe::default()
+    };
+    let layer = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer"))
+        .unwrap_or_else(|e| panic!("layer failed: {e}"));
+    assert_eq!(
+        python_says(
+            &store,
+            &layer,
+            "import jaraco.functools as f; print(getattr(f, 'WHERE', f.__file__))"
+        ),
+        "work tree"
+    );
+    // The order that decides namespace portions: the work tree's entry before the base's
+    // site-packages (matplotlib 3.3's mpl_toolkits came from the base's PyPI copy otherwise).
+    let order = python_says(
+        &store,
+        &layer,
+        &format!(
+            "import sys; p = [x.rstrip('/') for x in sys.path]; \
+             print(p.index({:?}) < min(i for i, x in enumerate(p) if x.startswith({:?})))",
+            std::fs::canonicalize(&wt).unwrap().display().to_string(),
+            std::fs::canonicalize(&base.dir)
+                .unwrap()
+                .display()
+                .to_string(),
+        ),
+    );
+    assert_eq!(
+        order, "True",
+        "the base's site-packages comes before the work tree"
+    );
+}

@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bumped when a change to how tests are run changes their logs, to retire cached runs.
-const TEST_RUN_FORMAT: u32 = 2;
+/// 3: the layer's base comes after the work tree's path entries on sys.path.
+const TEST_RUN_FORMAT: u32 = 3;
 
 /// Which patch each instance is graded with.
 #[derive(Debug, Clone)]
