@@ -248,6 +248,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Says on stderr which stage starts.
+    fn start(&self, stage: &str, what: &str) {
+        if self.opts.progress {
+            eprintln!("stage {stage:<10} ... {what}");
+        }
+    }
+
     /// Adds a stage's record, reports it, and writes the trajectory so far.
     fn push(&mut self, record: StageRecord) {
         if self.opts.progress {
@@ -255,7 +262,7 @@ impl Run<'_> {
             let calls: usize = record.turns.iter().map(|t| t.tool_calls.len()).sum();
             let recoveries = record.recoveries().count();
             eprintln!(
-                "stage {:<10} {} turn(s), {} tool call(s), {} recovery(ies), {} tokens, {:.1}s{}",
+                "stage {:<10} done: {} turn(s), {} tool call(s), {} recovery(ies), {} tokens, {:.1}s{}",
                 record.stage,
                 record.turns.len(),
                 calls,
@@ -304,9 +311,11 @@ async fn stages(
     sandbox: Sandbox,
     work: &Path,
 ) -> Result<(Option<String>, Option<bool>, Vec<String>)> {
+    run.start("understand", "ranking files, naming suspicious locations");
     let (understanding, record) = ponder_workflow::understand(input).await;
     run.push(record);
     let understanding = understanding?;
+    run.start("localize", "searching the code");
     let (localization, record) = ponder_workflow::localize(input, &understanding).await;
     run.push(record);
     let code = match localization {
@@ -320,6 +329,7 @@ async fn stages(
     };
     let read = |p: &str| std::fs::read_to_string(tree.join(p)).ok();
     let analysis = (!understanding.analysis.is_empty()).then_some(understanding.analysis.as_str());
+    run.start("patch", "writing edits");
     let (patch, record) = ponder_workflow::write_patch(input, &code, analysis, read).await;
     run.push(record);
     let mut patch = patch?;
@@ -348,9 +358,17 @@ async fn stages(
         work.join("verify"),
         run.opts.test_timeout,
     );
+    run.start(
+        "reproduce",
+        "writing a reproduction script and running it on the original code",
+    );
     let (repro, record) = ponder_workflow::write_reproduction(input, &executor).await;
     run.push(record);
     let repro = repro.ok();
+    run.start(
+        "regression",
+        "running the tests near the changed files on the original code",
+    );
     let mut record = StageRecord::new("regression");
     let t = Instant::now();
     let regression = ponder_workflow::regression_baseline(
@@ -370,6 +388,10 @@ async fn stages(
     for round in 0..=input.limits.debug_rounds {
         let mut record = StageRecord::new("verify");
         let t = Instant::now();
+        run.start(
+            "verify",
+            &format!("round {}: running the checks on the patch", round + 1),
+        );
         let v = ponder_workflow::verify_patch(&executor, &patch.diff, repro.as_ref(), &regression)
             .unwrap_or_else(|e| Verification {
                 failure: Some(e),
