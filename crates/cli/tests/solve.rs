@@ -125,6 +125,41 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Checks `traj` against the committed trajectory schema.
+fn assert_valid_trajectory(traj: &Value) {
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(root().join("docs/trajectory.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(traj), "{:?}", validator.validate(traj));
+}
+
+/// The harness's verdict on `patch`: `ponder eval --predictions` in `dir`, the instance's outcome.
+fn graded_outcome(dir: &Path, dataset: &str, repos: Option<&str>, id: &str, patch: &str) -> Value {
+    let preds = dir.join("preds.jsonl");
+    std::fs::write(
+        &preds,
+        format!(
+            "{}\n",
+            serde_json::json!({"instance_id": id, "model_name_or_path": "ponder", "model_patch": patch})
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.join("eval");
+    let mut args = vec!["eval", "--dataset", dataset, "--instances", id];
+    if let Some(r) = repos {
+        args.extend(["--repos", r]);
+    }
+    let (preds, run_dir_s) = (preds.display().to_string(), run_dir.display().to_string());
+    args.extend(["--predictions", &preds, "--run-dir", &run_dir_s, "--quiet"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join(id).join("result.json")).unwrap())
+            .unwrap();
+    result["outcome"].clone()
+}
+
 #[test]
 fn scripted_model_solves_the_example_and_the_harness_resolves_the_patch() {
     if let Some(why) = missing_prerequisite() {
@@ -168,11 +203,7 @@ fn scripted_model_solves_the_example_and_the_harness_resolves_the_patch() {
 
     let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
     assert_eq!(traj["schema_version"], 1);
-    let schema: Value =
-        serde_json::from_slice(&std::fs::read(root().join("docs/trajectory.schema.json")).unwrap())
-            .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    assert!(validator.is_valid(&traj), "{:?}", validator.validate(&traj));
+    assert_valid_trajectory(&traj);
     let stages: Vec<&str> = traj["stages"]
         .as_array()
         .unwrap()
@@ -242,31 +273,8 @@ fn scripted_model_solves_the_example_and_the_harness_resolves_the_patch() {
     );
 
     // The harness's verdict on the patch.
-    let preds = tmp.path().join("preds.jsonl");
-    std::fs::write(
-        &preds,
-        format!(
-            "{}\n",
-            serde_json::json!({"instance_id": ID, "model_name_or_path": "ponder", "model_patch": patch})
-        ),
-    )
-    .unwrap();
-    let run_dir = tmp.path().join("eval");
-    let (code, out, err) = run(&[
-        "eval",
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--predictions",
-        preds.to_str().unwrap(),
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let result: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join(ID).join("result.json")).unwrap())
-            .unwrap();
-    assert_eq!(result["outcome"], "resolved", "{result}");
+    let outcome = graded_outcome(tmp.path(), dataset.to_str().unwrap(), None, ID, &patch);
+    assert_eq!(outcome, "resolved");
 }
 
 #[test]
@@ -572,39 +580,8 @@ fn scripted_model_solves_a_lite_instance_from_a_mirror() {
         "{err}"
     );
     let traj: Value = serde_json::from_slice(&std::fs::read(&traj_path).unwrap()).unwrap();
-    let schema: Value =
-        serde_json::from_slice(&std::fs::read(root().join("docs/trajectory.schema.json")).unwrap())
-            .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    assert!(validator.is_valid(&traj), "{:?}", validator.validate(&traj));
+    assert_valid_trajectory(&traj);
     let patch = std::fs::read_to_string(&fix).unwrap();
-    let preds = tmp.path().join("preds.jsonl");
-    std::fs::write(
-        &preds,
-        format!(
-            "{}\n",
-            serde_json::json!({"instance_id": id, "model_name_or_path": "ponder", "model_patch": patch})
-        ),
-    )
-    .unwrap();
-    let run_dir = tmp.path().join("eval");
-    let (code, out, err) = run(&[
-        "eval",
-        "--dataset",
-        &dataset,
-        "--repos",
-        &mirrors,
-        "--instances",
-        id,
-        "--predictions",
-        preds.to_str().unwrap(),
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let result: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join(id).join("result.json")).unwrap())
-            .unwrap();
-    assert_eq!(result["outcome"], "resolved", "{result}");
+    let outcome = graded_outcome(tmp.path(), &dataset, Some(&mirrors), id, &patch);
+    assert_eq!(outcome, "resolved");
 }

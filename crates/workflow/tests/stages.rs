@@ -86,6 +86,18 @@ fn model(server: &ScriptedServer, native_tools: bool) -> StageModel {
     }
 }
 
+/// What every stage reads, for the fixture, with system.md's limits.
+fn input<'a>(index: &'a CodeIndex, prompts: &'a Prompts, model: &'a StageModel) -> StageInput<'a> {
+    StageInput {
+        repo: "acme/shop",
+        issue: ISSUE,
+        index,
+        prompts,
+        limits: StageLimits::default(),
+        model,
+    }
+}
+
 const RIGHT_LOCATION: &str = "<location><file>shop/cart.py</file><class>Cart</class><method>total</method><why>quantities are dropped</why></location>";
 
 #[tokio::test]
@@ -128,14 +140,7 @@ async fn scripted_model_reaches_the_bug_and_patches_it_recovering_from_bad_repli
     );
     let prompts = Prompts::new();
     let model = model(&server, false);
-    let input = StageInput {
-        repo: "acme/shop",
-        issue: ISSUE,
-        index: &index,
-        prompts: &prompts,
-        limits: StageLimits::default(),
-        model: &model,
-    };
+    let input = input(&index, &prompts, &model);
 
     let (understanding, record) = understand(&input).await;
     let understanding = understanding.unwrap();
@@ -247,14 +252,7 @@ async fn scripted_model_with_native_tool_calls_recovers_from_unknown_tools_and_b
     );
     let prompts = Prompts::new();
     let model = model(&server, true);
-    let input = StageInput {
-        repo: "acme/shop",
-        issue: ISSUE,
-        index: &index,
-        prompts: &prompts,
-        limits: StageLimits::default(),
-        model: &model,
-    };
+    let input = input(&index, &prompts, &model);
     let (localization, record) = localize(&input, &ponder_workflow::Understanding::default()).await;
     let localization = localization.unwrap();
     assert_eq!(localization.code[0].qualname.as_deref(), Some("Cart.total"));
@@ -300,14 +298,7 @@ async fn scripted_model_reasoning_goes_back_only_when_asked() {
         let prompts = Prompts::new();
         let mut model = model(&server, false);
         model.sampling.keep_reasoning = keep;
-        let input = StageInput {
-            repo: "acme/shop",
-            issue: ISSUE,
-            index: &index,
-            prompts: &prompts,
-            limits: StageLimits::default(),
-            model: &model,
-        };
+        let input = input(&index, &prompts, &model);
         let (localization, record) =
             localize(&input, &ponder_workflow::Understanding::default()).await;
         localization.unwrap();
