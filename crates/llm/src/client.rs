@@ -404,7 +404,10 @@ impl LlmClient {
                     .map_err(|_| LlmError::Config("the client was shut down".into()))?;
                 let state = &self.endpoints[ep];
                 state.in_flight.fetch_add(1, Ordering::Relaxed);
-                let r = self.attempt(ep, body.clone()).await;
+                // Boxed: an attempt's future is large (the body read, the stream's state, the
+                // timer), and inline it made every call's future a few kilobytes that were copied
+                // as futures were built and moved, and polled through cold cache lines.
+                let r = Box::pin(self.attempt(ep, body.clone())).await;
                 state.in_flight.fetch_sub(1, Ordering::Relaxed);
                 r
             };
@@ -512,32 +515,9 @@ impl LlmClient {
                 reason: describe(&e),
                 retry_after: None,
             })?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
-            let text = within(timer.as_mut(), response.text())
-                .await
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let message = error_message(&text);
-            let code = status.as_u16();
-            return Err(if code == 429 || code == 408 || status.is_server_error() {
-                AttemptError::Retry {
-                    reason: format!("HTTP {code}: {message}"),
-                    retry_after,
-                }
-            } else {
-                AttemptError::Fatal(LlmError::Rejected {
-                    endpoint: endpoint.base_url.clone(),
-                    status: code,
-                    message,
-                })
-            });
+        if !response.status().is_success() {
+            // Rare, and its body read is a large future: kept out of the attempt's own.
+            return Err(Box::pin(self.refusal(ep, response, timer.as_mut())).await);
         }
         if !self.spec.stream {
             let bytes = within(timer.as_mut(), response.bytes())
@@ -552,54 +532,49 @@ impl LlmClient {
                 retry_after: None,
             });
         }
-        let mut stream = StreamWait {
+        StreamWait {
             response,
             timer,
             request_deadline,
             idle: self.options.idle_timeout,
             last_event: tokio::time::Instant::now(),
-        };
-        stream
-            .timer
-            .as_mut()
-            .reset(request_deadline.min(stream.last_event + stream.idle));
-        let mut events = SseDecoder::default();
-        let mut gatherer = StreamGatherer::default();
-        loop {
-            let mut any = false;
-            while let Some(data) = events.next_event().map_err(|e| AttemptError::Retry {
-                reason: format!("the stream broke: {e}"),
-                retry_after: None,
-            })? {
-                any = true;
-                gatherer.push(data).map_err(|m| AttemptError::Retry {
-                    reason: m.0,
-                    retry_after: None,
-                })?;
-                if gatherer.is_done() {
-                    // The connection goes back to the pool only once the body is read to its
-                    // end, which a server sends right after `[DONE]`; left unread, it would be
-                    // closed and the next call would open a new one. A server that does not end
-                    // the body is waited for no longer than for an event, and the reply stands.
-                    while let Ok(Some(_)) = stream.next_chunk(&whole_request_timed_out).await {}
-                    return Ok(gatherer.finish());
-                }
-            }
-            if any {
-                stream.last_event = tokio::time::Instant::now();
-            }
-            match stream.next_chunk(&whole_request_timed_out).await? {
-                Some(bytes) => events.feed(&bytes),
-                None => break,
-            }
         }
-        if !gatherer.all_finished() {
-            return Err(AttemptError::Retry {
-                reason: "the stream ended before the reply was complete".into(),
-                retry_after: None,
-            });
+        .read_reply(&whole_request_timed_out)
+        .await
+    }
+
+    /// What an HTTP error status means for the call: retry (429, 408, 5xx) or give up.
+    async fn refusal(
+        &self,
+        ep: usize,
+        response: reqwest::Response,
+        timer: Pin<&mut Sleep>,
+    ) -> AttemptError {
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
+        let text = within(timer, response.text())
+            .await
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let message = error_message(&text);
+        let code = status.as_u16();
+        if code == 429 || code == 408 || status.is_server_error() {
+            AttemptError::Retry {
+                reason: format!("HTTP {code}: {message}"),
+                retry_after,
+            }
+        } else {
+            AttemptError::Fatal(LlmError::Rejected {
+                endpoint: self.endpoints[ep].endpoint.base_url.clone(),
+                status: code,
+                message,
+            })
         }
-        Ok(gatherer.finish())
     }
 
     /// `GET {base}/models` of every endpoint: the model names, or why not.
@@ -656,6 +631,59 @@ struct StreamWait<'a> {
 }
 
 impl StreamWait<'_> {
+    /// Reads the events of the reply to its end and gathers them into samples.
+    async fn read_reply(
+        mut self,
+        whole: &impl Fn() -> AttemptError,
+    ) -> Result<(String, Vec<Completion>, Option<Usage>), AttemptError> {
+        self.timer
+            .as_mut()
+            .reset(self.request_deadline.min(self.last_event + self.idle));
+        let mut events = SseDecoder::default();
+        let mut gatherer = StreamGatherer::default();
+        loop {
+            let mut any = false;
+            while !gatherer.is_done()
+                && let Some(data) = events.next_event().map_err(|e| AttemptError::Retry {
+                    reason: format!("the stream broke: {e}"),
+                    retry_after: None,
+                })?
+            {
+                any = true;
+                gatherer.push(data).map_err(|m| AttemptError::Retry {
+                    reason: m.0,
+                    retry_after: None,
+                })?;
+            }
+            if any && !gatherer.is_done() {
+                self.last_event = tokio::time::Instant::now();
+            }
+            // One wait for the next chunk serves both reading and, after `[DONE]`, draining.
+            let chunk = self.next_chunk(whole).await;
+            if gatherer.is_done() {
+                // The connection goes back to the pool only once the body is read to its end,
+                // which a server sends right after `[DONE]`; left unread, it would be closed and
+                // the next call would open a new one. A server that does not end the body is
+                // waited for no longer than for an event, and the reply stands.
+                if let Ok(Some(_)) = chunk {
+                    continue;
+                }
+                return Ok(gatherer.finish());
+            }
+            match chunk? {
+                Some(bytes) => events.feed(&bytes),
+                None => break,
+            }
+        }
+        if !gatherer.all_finished() {
+            return Err(AttemptError::Retry {
+                reason: "the stream ended before the reply was complete".into(),
+                retry_after: None,
+            });
+        }
+        Ok(gatherer.finish())
+    }
+
     /// The next chunk of the body, `None` at its end; an error if it broke or a time limit
     /// passed (`whole` makes the one for `request_timeout`).
     async fn next_chunk(

@@ -90,23 +90,10 @@ impl SseDecoder {
     }
 }
 
-/// Where the first CR or LF is. Lines of JSON are long, so blocks of 16 bytes are checked first
-/// with no early exit inside a block, which the compiler turns into a few vector instructions;
-/// a byte-by-byte search costs several times more per byte.
+/// Where the first CR or LF is. A vectorized search: lines of JSON are long, and a byte-by-byte
+/// scan was the larger part of this decoder's time.
 fn line_end(bytes: &[u8]) -> Option<usize> {
-    const BLOCK: usize = 16;
-    let is_end = |b: u8| b == b'\n' || b == b'\r';
-    let mut start = 0;
-    for block in bytes.chunks_exact(BLOCK) {
-        if block.iter().fold(false, |seen, &b| seen | is_end(b)) {
-            break;
-        }
-        start += BLOCK;
-    }
-    bytes[start..]
-        .iter()
-        .position(|&b| is_end(b))
-        .map(|at| start + at)
+    memchr::memchr2(b'\n', b'\r', bytes)
 }
 
 #[cfg(test)]

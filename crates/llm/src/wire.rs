@@ -8,6 +8,7 @@ use crate::types::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The JSON body for `POST {base}/chat/completions`, as a value (for inspection and tests).
@@ -27,7 +28,7 @@ pub fn request_bytes(
 ) -> Vec<u8> {
     let body = BodyWire {
         model,
-        messages: request.messages.iter().map(MessageOut::from).collect(),
+        messages: Messages(&request.messages),
         temperature: request.temperature,
         top_p: request.top_p,
         max_tokens: request.max_tokens,
@@ -45,13 +46,39 @@ pub fn request_bytes(
         }),
         extra: &request.extra,
     };
-    serde_json::to_vec(&body).unwrap_or_default()
+    // Sized for the texts it carries, so that it is not grown and copied as it is written.
+    let texts: usize = request
+        .messages
+        .iter()
+        .map(|m| {
+            m.content.len()
+                + 48
+                + m.tool_calls
+                    .iter()
+                    .map(|c| c.id.len() + c.name.len() + c.arguments.len() + 80)
+                    .sum::<usize>()
+        })
+        .sum();
+    let mut out = Vec::with_capacity(texts + 256);
+    match serde_json::to_writer(&mut out, &body) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The messages, serialized one by one as they are read (no list of views is built first).
+struct Messages<'a>(&'a [Message]);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(MessageOut::from))
+    }
 }
 
 #[derive(Serialize)]
 struct BodyWire<'a> {
     model: &'a str,
-    messages: Vec<MessageOut<'a>>,
+    messages: Messages<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,23 +160,29 @@ struct FunctionOut<'a> {
 }
 
 // Typed views of replies and chunks: the fast path. Any field that does not fit (a server with
-// its own ideas) sends the body to the lenient `Value` reader below instead.
+// its own ideas) sends the body to the lenient `Value` reader below instead. Texts are borrowed
+// from the body where they hold no escapes, so reading a chunk allocates little: a streamed reply
+// is many small chunks, and their parsing is most of the client's own CPU per call.
+
+/// A text of the reply, borrowed unless it had to be unescaped.
+type Text<'a> = Cow<'a, str>;
 
 #[derive(Deserialize)]
-struct ReplyIn {
-    #[serde(default)]
-    model: Option<String>,
-    choices: Vec<ChoiceIn>,
+struct ReplyIn<'a> {
+    #[serde(default, borrow)]
+    model: Option<Text<'a>>,
+    #[serde(borrow)]
+    choices: Vec<ChoiceIn<'a>>,
     #[serde(default)]
     usage: Option<UsageIn>,
 }
 
 #[derive(Deserialize)]
-struct ChunkIn {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Option<Vec<ChoiceIn>>,
+struct ChunkIn<'a> {
+    #[serde(default, borrow)]
+    model: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceIn<'a>>>,
     #[serde(default)]
     usage: Option<UsageIn>,
     #[serde(default)]
@@ -157,64 +190,66 @@ struct ChunkIn {
 }
 
 #[derive(Deserialize)]
-struct ChoiceIn {
+struct ChoiceIn<'a> {
     #[serde(default)]
     index: Option<u32>,
-    #[serde(default, alias = "delta")]
-    message: Option<MessageIn>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    logprobs: Option<LogprobsIn>,
+    #[serde(default, borrow, alias = "delta")]
+    message: Option<MessageIn<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    logprobs: Option<LogprobsIn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct MessageIn {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolCallIn>>,
+struct MessageIn<'a> {
+    #[serde(default, borrow)]
+    content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallIn<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct ToolCallIn {
+struct ToolCallIn<'a> {
     #[serde(default)]
     index: Option<u64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionIn>,
+    #[serde(default, borrow)]
+    id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    function: Option<FunctionIn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct FunctionIn {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
+struct FunctionIn<'a> {
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    arguments: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
-struct LogprobsIn {
-    #[serde(default)]
-    content: Option<Vec<TokenIn>>,
+struct LogprobsIn<'a> {
+    #[serde(default, borrow)]
+    content: Option<Vec<TokenIn<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct TokenIn {
-    token: String,
+struct TokenIn<'a> {
+    #[serde(borrow)]
+    token: Text<'a>,
     logprob: f64,
-    #[serde(default)]
-    top_logprobs: Option<Vec<TopIn>>,
+    #[serde(default, borrow)]
+    top_logprobs: Option<Vec<TopIn<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct TopIn {
-    token: String,
+struct TopIn<'a> {
+    #[serde(borrow)]
+    token: Text<'a>,
     logprob: f64,
 }
 
@@ -264,10 +299,10 @@ impl Accumulated {
     fn add_typed(&mut self, choice: ChoiceIn) {
         if let Some(m) = choice.message {
             if let Some(c) = m.content {
-                self.content.push_str(&c);
+                append(&mut self.content, c);
             }
             if let Some(r) = m.reasoning_content.or(m.reasoning) {
-                self.reasoning.push_str(&r);
+                append(&mut self.reasoning, r);
             }
             for (k, call) in m.tool_calls.into_iter().flatten().enumerate() {
                 let key = call.index.unwrap_or(k as u64);
@@ -280,13 +315,11 @@ impl Accumulated {
                         arguments: String::new(),
                     });
                 if let Some(id) = call.id.filter(|i| !i.is_empty()) {
-                    entry.id = id;
+                    entry.id = id.into_owned();
                 }
                 if let Some(f) = call.function {
-                    entry.name.push_str(f.name.as_deref().unwrap_or_default());
-                    entry
-                        .arguments
-                        .push_str(f.arguments.as_deref().unwrap_or_default());
+                    append(&mut entry.name, f.name.unwrap_or_default());
+                    append(&mut entry.arguments, f.arguments.unwrap_or_default());
                 }
             }
         }
@@ -294,20 +327,29 @@ impl Accumulated {
             let list = self.logprobs.get_or_insert_with(Vec::new);
             list.extend(tokens.into_iter().map(|t| {
                 TokenLogprob {
-                    token: t.token,
+                    token: t.token.into_owned(),
                     logprob: t.logprob,
                     top: t
                         .top_logprobs
                         .into_iter()
                         .flatten()
-                        .map(|a| (a.token, a.logprob))
+                        .map(|a| (a.token.into_owned(), a.logprob))
                         .collect(),
                 }
             }));
         }
         if let Some(f) = choice.finish_reason {
-            self.finish_reason = Some(f);
+            self.finish_reason = Some(f.into_owned());
         }
+    }
+}
+
+/// Adds a piece of text (a whole message, or one delta of a stream) to what was gathered.
+fn append(gathered: &mut String, piece: Text) {
+    if gathered.is_empty() {
+        *gathered = piece.into_owned();
+    } else {
+        gathered.push_str(&piece);
     }
 }
 
@@ -317,7 +359,12 @@ pub struct Malformed(pub String);
 
 /// A whole (non-streamed) reply: model name, samples, usage.
 pub fn parse_reply(body: &[u8]) -> Result<(String, Vec<Completion>, Option<Usage>), Malformed> {
-    if let Ok(reply) = serde_json::from_slice::<ReplyIn>(body) {
+    // The body is checked to be UTF-8 once, rather than string by string as reading bytes would;
+    // one that is not goes to the lenient reader, which says why it cannot be read.
+    let typed = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<ReplyIn>(text).ok());
+    if let Some(reply) = typed {
         let mut out = Vec::with_capacity(reply.choices.len());
         for (i, c) in reply.choices.into_iter().enumerate() {
             let index = c.index.unwrap_or(i as u32);
@@ -326,7 +373,7 @@ pub fn parse_reply(body: &[u8]) -> Result<(String, Vec<Completion>, Option<Usage
             out.push(acc.finish(index));
         }
         return Ok((
-            reply.model.unwrap_or_default(),
+            reply.model.unwrap_or_default().into_owned(),
             out,
             reply.usage.map(UsageIn::into_usage),
         ));
@@ -513,7 +560,7 @@ impl StreamGatherer {
             if self.model.is_empty()
                 && let Some(m) = chunk.model
             {
-                self.model = m;
+                self.model = m.into_owned();
             }
             if let Some(u) = chunk.usage {
                 self.usage = Some(u.into_usage());
