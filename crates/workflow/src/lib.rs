@@ -1,11 +1,12 @@
 //! The SWE-SynInfer+ workflow's stages (repository understanding, fault localization, patch
-//! generation, patch verification; see ../shared/docs/system.md). So far: stages 1 to 3 as
-//! functions from explicit inputs to a candidate and its record ([`stages`]), the conversation
-//! with history pruning ([`model`]), locations and their resolution ([`locations`]), edit blocks
-//! and the diff they make ([`edit`]), tool calls read from text ([`calls`]), prompts as
-//! templates ([`prompts`]) and the trajectory's types ([`trajectory`]). Stage 4 (verification)
-//! and `ponder solve` are not built yet. The stages talk to models through ponder-llm and see
-//! code through ponder-code; this crate owns the decisions, not the IO.
+//! generation, patch verification; see ../shared/docs/system.md), each a function from explicit
+//! inputs to a candidate and its record: stages 1 to 3 in [`stages`], stage 4 in [`verify`]
+//! (code runs through the caller's [`Executor`]). Around them: the conversation with history
+//! pruning ([`model`]), locations and their resolution ([`locations`]), edit blocks and the diff
+//! they make ([`edit`]), tool calls read from text ([`calls`]), prompts as templates
+//! ([`prompts`]) and the trajectory's types and schema ([`trajectory`]). `ponder-solve` runs
+//! them in order. The stages talk to models through ponder-llm and see code through
+//! ponder-code; this crate owns the decisions, not the IO.
 
 pub mod calls;
 pub mod edit;
