@@ -181,6 +181,12 @@ pub async fn solve(
     sandbox: Sandbox,
 ) -> Result<SolveResult> {
     let started = Instant::now();
+    // The sandbox binds canonical paths only: a cache reached through `..` or a symlink (and
+    // under /tmp, which the sandbox replaces) would not be found inside it.
+    let mut opts = opts.clone();
+    opts.cache_dir = canonical(&opts.cache_dir)?;
+    opts.work_dir = canonical(&opts.work_dir)?;
+    let opts = &opts;
     let envs = EnvStore::new(opts.cache_dir.join("envs"), sandbox.clone())
         .with_download_cache(opts.cache_dir.join("downloads"));
     let prepared = prepare(opts, &envs)?;
