@@ -157,8 +157,11 @@ pub struct Completion {
     pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
-/// Token counts as the server reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Token counts as the server reported them. Also part of ponder-workflow's trajectory files,
+/// hence the JSON Schema.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,

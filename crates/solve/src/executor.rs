@@ -95,7 +95,13 @@ impl EnvExecutor {
         Ok((tree, layer))
     }
 
-    fn run_in(&self, patch: Option<&str>, argv: Vec<String>, timeout: Duration) -> Result<ExecRun> {
+    /// Runs `argv` in the tree of `patch`; returns the run and that tree.
+    fn run_in(
+        &self,
+        patch: Option<&str>,
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(ExecRun, PathBuf)> {
         let (tree, layer) = self.tree(patch)?;
         let spec = layer.activation().apply(CommandSpec::new(argv).cwd(&tree));
         let policy = layer
@@ -105,7 +111,7 @@ impl EnvExecutor {
             .readable(self.work.join("scripts"))
             .timeout(timeout);
         let outcome = self.sandbox.run(&spec, &policy)?;
-        Ok(ExecRun {
+        let run = ExecRun {
             exit_code: match outcome.termination {
                 ponder_sandbox::Termination::Exited(c) => Some(c),
                 _ => None,
@@ -113,7 +119,8 @@ impl EnvExecutor {
             timed_out: outcome.termination == ponder_sandbox::Termination::TimedOut,
             output: outcome.output,
             seconds: outcome.elapsed.as_secs_f64(),
-        })
+        };
+        Ok((run, tree))
     }
 
     /// Removes every tree and layer made.
@@ -139,6 +146,7 @@ impl Executor for EnvExecutor {
             vec!["python".into(), path.display().to_string()],
             self.script_timeout,
         )
+        .map(|(run, _)| run)
         .map_err(|e| format!("{e:#}"))
     }
 
@@ -151,12 +159,11 @@ impl Executor for EnvExecutor {
             .map(String::from)
             .to_vec();
         argv.extend(files.iter().cloned());
-        let run = self
+        let (run, tree) = self
             .run_in(patch, argv, self.test_timeout)
             .map_err(|e| format!("{e:#}"))?;
         // Each patch has its own tree, and parametrized test ids can hold the tree's path:
         // ids are compared with the path written as <tree>.
-        let tree = self.tree(patch).map_err(|e| format!("{e:#}"))?.0;
         let tree = tree.display().to_string();
         let statuses = LogFormat::for_repo("pytest-dev/pytest")
             .map(|f| f.parse(&run.output))

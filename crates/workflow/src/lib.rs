@@ -27,7 +27,7 @@ pub use stages::{
     write_patch,
 };
 pub use trajectory::{
-    StageRecord, TRAJECTORY_SCHEMA_VERSION, Tokens, ToolCallRecord, Trajectory, Turn, json_schema,
+    StageRecord, TRAJECTORY_SCHEMA_VERSION, ToolCallRecord, Trajectory, Turn, json_schema,
 };
 pub use verify::{
     ExecRun, Executor, Regression, Reproduction, Verification, debug_patch, regression_baseline,

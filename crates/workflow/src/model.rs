@@ -109,6 +109,19 @@ impl Conversation {
         }
     }
 
+    /// [`Conversation::ask`], with this call's turns moved into `record` whatever the outcome,
+    /// so a stage's record keeps every turn, the failed ones too.
+    pub async fn ask_recorded(
+        &mut self,
+        model: &StageModel,
+        tools: Option<&Value>,
+        record: &mut crate::trajectory::StageRecord,
+    ) -> Result<Reply, ModelError> {
+        let reply = self.ask(model, tools).await;
+        record.turns.append(&mut self.turns);
+        reply
+    }
+
     /// Sends the conversation, records the turn, appends the answer to the history. Unusable
     /// replies are recorded, and asked again up to the sampling's bound.
     pub async fn ask(
@@ -134,7 +147,7 @@ impl Conversation {
                 tool_calls: Vec::new(),
                 recovery: None,
                 finish_reason: completion.finish_reason.0.clone(),
-                usage: response.usage.into(),
+                usage: response.usage,
                 seconds: started.elapsed().as_secs_f64(),
             };
             if let Some(reason) = unusable(&completion) {

@@ -111,9 +111,7 @@ pub async fn understand(
         let mut conv = Conversation::new(None, prompt);
         let mut ranked = Vec::new();
         for attempt in 0..=limits.tool_call_retries {
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, None, record).await?;
             let named: Vec<String> = tagged_last(&reply.answer, "files")
                 .unwrap_or("")
                 .lines()
@@ -170,9 +168,7 @@ pub async fn understand(
         let mut locations = Vec::new();
         let mut code = Vec::new();
         for attempt in 0..=limits.tool_call_retries {
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, None, record).await?;
             locations = parse_locations(&reply.answer, "locations");
             locations.truncate(limits.suspicious_locations);
             let (spans, misses) = resolve_all(index, &locations);
@@ -199,9 +195,7 @@ pub async fn understand(
                 json!({"repo": input.repo, "issue": input.issue, "code": code}),
             )?;
             let mut conv = Conversation::new(None, prompt);
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            reply?.answer
+            conv.ask_recorded(input.model, None, record).await?.answer
         };
         Ok(Understanding {
             ranked_files: ranked,
@@ -247,9 +241,7 @@ pub async fn localize(
         let mut rounds = 0;
         let mut retries = 0;
         loop {
-            let reply = conv.ask(input.model, Some(&schemas)).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, Some(&schemas), record).await?;
             if reply.answer.contains("<bug_locations>") {
                 let locations = parse_locations(&reply.answer, "bug_locations");
                 let (code, misses) = resolve_all(input.index, &locations);
@@ -351,9 +343,7 @@ pub async fn localize(
                 conv.push_user(
                     "The search rounds are used up. Answer now with <bug_locations> naming the code that must change.",
                 );
-                let reply = conv.ask(input.model, None).await;
-                record.turns.append(&mut conv.turns);
-                let reply = reply?;
+                let reply = conv.ask_recorded(input.model, None, record).await?;
                 let locations = parse_locations(&reply.answer, "bug_locations");
                 let (code, _) = resolve_all(input.index, &locations);
                 if code.is_empty() {
@@ -384,9 +374,7 @@ pub async fn write_patch(
                        "analysis": analysis, "feedback": feedback}),
             )?;
             let mut conv = Conversation::new(None, prompt);
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, None, record).await?;
             let applied =
                 parse_edits(&reply.answer).and_then(|edits| EditedFiles::apply(&edits, &mut read));
             match applied {

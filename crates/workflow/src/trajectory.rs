@@ -9,54 +9,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
+pub const TRAJECTORY_SCHEMA_VERSION: u32 = 1;
+
 /// The JSON Schema of a trajectory file, derived from the types.
 pub fn json_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(Trajectory)).expect("a schema serializes")
 }
-
-/// Token counts as the server reported them.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
-pub struct Tokens {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    /// Prompt tokens the server served from its prefix cache.
-    #[serde(default)]
-    pub cached_prompt_tokens: u64,
-    /// Completion tokens spent reasoning, when the server says.
-    #[serde(default)]
-    pub reasoning_tokens: u64,
-}
-
-impl Tokens {
-    pub fn total(&self) -> u64 {
-        self.prompt_tokens.saturating_add(self.completion_tokens)
-    }
-
-    pub fn add(&mut self, other: &Tokens) {
-        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
-        self.completion_tokens = self
-            .completion_tokens
-            .saturating_add(other.completion_tokens);
-        self.cached_prompt_tokens = self
-            .cached_prompt_tokens
-            .saturating_add(other.cached_prompt_tokens);
-        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
-    }
-}
-
-impl From<Usage> for Tokens {
-    fn from(u: Usage) -> Tokens {
-        Tokens {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cached_prompt_tokens: u.cached_prompt_tokens,
-            reasoning_tokens: u.reasoning_tokens,
-        }
-    }
-}
-
-/// Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
-pub const TRAJECTORY_SCHEMA_VERSION: u32 = 1;
 
 /// One model turn: what was asked and what came back.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -75,7 +34,7 @@ pub struct Turn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
     pub finish_reason: String,
-    pub usage: Tokens,
+    pub usage: Usage,
     pub seconds: f64,
 }
 
@@ -124,8 +83,8 @@ impl StageRecord {
     }
 
     /// Tokens of all turns.
-    pub fn usage(&self) -> Tokens {
-        let mut total = Tokens::default();
+    pub fn usage(&self) -> Usage {
+        let mut total = Usage::default();
         for t in &self.turns {
             total.add(&t.usage);
         }
@@ -154,7 +113,7 @@ pub struct Trajectory {
     /// Why there is no patch, when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    pub usage: Tokens,
+    pub usage: Usage,
     pub seconds: f64,
 }
 
@@ -170,7 +129,7 @@ impl Trajectory {
             stages: Vec::new(),
             patch: String::new(),
             failure: None,
-            usage: Tokens::default(),
+            usage: Usage::default(),
             seconds: 0.0,
         }
     }

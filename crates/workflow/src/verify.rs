@@ -116,9 +116,7 @@ pub async fn write_reproduction(
         let mut conv = Conversation::new(None, prompt);
         let mut last = String::new();
         for _ in 0..=input.limits.patch_retries {
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, None, &mut record).await?;
             let Some(script) = extract_script(&reply.answer) else {
                 last = "the reply has no ```python block".to_owned();
                 mark(&mut record, &last);
@@ -292,17 +290,18 @@ pub async fn debug_patch(
         let mut conv = Conversation::new(None, prompt);
         let mut last = String::new();
         for _ in 0..=input.limits.patch_retries {
-            let reply = conv.ask(input.model, None).await;
-            record.turns.append(&mut conv.turns);
-            let reply = reply?;
+            let reply = conv.ask_recorded(input.model, None, &mut record).await?;
             match parse_edits(&reply.answer).and_then(|e| EditedFiles::apply(&e, &mut read)) {
-                Ok(edited) if !edited.diff().trim().is_empty() => {
-                    return Ok(PatchCandidate {
-                        diff: edited.diff(),
-                        files: edited.files.keys().cloned().collect(),
-                    });
+                Ok(edited) => {
+                    let diff = edited.diff();
+                    if !diff.trim().is_empty() {
+                        return Ok(PatchCandidate {
+                            diff,
+                            files: edited.files.keys().cloned().collect(),
+                        });
+                    }
+                    last = "the edits change nothing".to_owned();
                 }
-                Ok(_) => last = "the edits change nothing".to_owned(),
                 Err(e) => last = e.to_string(),
             }
             mark(&mut record, &last);
