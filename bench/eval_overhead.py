@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Measures what `ponder eval` costs on top of the work it cannot avoid.
 
-For each instance (environments warm, test-run cache off), ponder's wall time for the instance
-is compared with the reference: the same install command and the same test command run bare
-(no sandbox, no ponder) in the very checkout and environment layer ponder prepared and kept.
-The ratio ponder / bare is printed per instance, with the median over all of them.
+For each instance (environments and warm instances built by a first run, test-run cache off),
+ponder's wall time for the instance is compared with the reference: the same install command
+and the same test command run bare (no sandbox, no ponder) in the very checkout and environment
+layer ponder used (the instance's warm instance, as the harness reruns install and the tests in
+a container of its instance image). The ratio ponder / bare is printed per instance, with the
+median over all of them, and each warm instance's build time and size.
 
 Then: each base environment's build time and disk size (from `ponder env list --json`), and
 the peak resident memory of the ponder process itself while grading with 4 workers.
@@ -68,6 +70,18 @@ def layer_env(layer_dir):
     return env
 
 
+def warm_slot(cache, base_commit):
+    """The warm instance (tree, layer, metadata) of base_commit used last."""
+    best = None
+    for meta_path in Path(cache, "instances").glob("*/*/warm.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta["base_commit"] == base_commit and (best is None or meta["last_used_unix"] >= best[0]["last_used_unix"]):
+            best = (meta, meta_path.parent)
+    if best is None:
+        raise SystemExit(f"no warm instance for {base_commit} under {cache}/instances")
+    return best[0], best[1] / "tree", best[1] / "layer"
+
+
 def bare_seconds(cmd, cwd, env):
     started = time.monotonic()
     subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env,
@@ -115,23 +129,23 @@ def main():
     specs_path = Path(args.specs) if args.specs else dataset.parent / "python_specs.json"
     specs = json.loads(specs_path.read_text())
 
-    # 1. Warm the environments (and check the instances resolve at all).
+    # 1. Build the environments and warm instances (and check the instances resolve at all).
+    #    The test-run cache is off, or a cached run would skip building the warm instance.
     warm = tmp / "warm"
-    run(ponder_eval(args, dataset, instances, warm, 2))
+    run(ponder_eval(args, dataset, instances, warm, 2, ["--no-cache"]))
     results = {p.parent.name: json.loads(p.read_text()) for p in warm.glob("*/result.json")}
     usable = [i for i, r in results.items() if r["outcome"] in ("resolved", "unresolved")]
 
-    # 2. Measured run, one worker, cache off, checkouts and layers kept for the bare reference.
+    # 2. Measured run, one worker, cache off, on the warm instances run 1 left.
     measured = tmp / "measured"
-    run(ponder_eval(args, dataset, usable, measured, 1, ["--no-cache", "--keep"]))
-    print(f"{'instance':<42} {'ponder s':>9} {'bare s':>8} {'ratio':>6}  (setup, tests, overhead in ponder)")
+    run(ponder_eval(args, dataset, usable, measured, 1, ["--no-cache"]))
+    print(f"{'instance':<42} {'ponder s':>9} {'bare s':>8} {'ratio':>6}  (setup, tests, overhead in ponder)  warm build s, MB")
     ratios = []
     for iid in sorted(usable):
         r = json.loads((measured / iid / "result.json").read_text())
         row = rows[iid]
         spec = specs[row["repo"]][row["version"]]
-        checkout = measured / "work" / iid
-        layer = measured / "work" / f"{iid}.env"
+        meta, checkout, layer = warm_slot(args.cache, row["base_commit"])
         env = layer_env(layer)
         test_cmd = None
         script = row.get("eval_script") or ""
@@ -148,7 +162,8 @@ def main():
         ratio = total / bare if bare > 0 else float("nan")
         ratios.append(ratio)
         overhead = total - r["setup_seconds"] - r["test_seconds"]
-        print(f"{iid:<42} {total:9.2f} {bare:8.2f} {ratio:6.2f}  ({r['setup_seconds']:.2f}, {r['test_seconds']:.2f}, {overhead:.2f})")
+        print(f"{iid:<42} {total:9.2f} {bare:8.2f} {ratio:6.2f}  ({r['setup_seconds']:.2f}, {r['test_seconds']:.2f}, {overhead:.2f})"
+              f"  {meta['built_secs']:.1f}, {meta['bytes'] / 1e6:.0f}")
     if ratios:
         print(f"median ratio ponder / bare over {len(ratios)} instances: {statistics.median(ratios):.3f} (goal <= 1.1)")
 

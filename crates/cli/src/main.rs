@@ -36,7 +36,7 @@ enum Command {
     /// Solve an issue: understand the repository, locate the fault, write a patch, verify it.
     Solve {
         #[command(flatten)]
-        args: solve::SolveArgs,
+        args: Box<solve::SolveArgs>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -142,9 +142,18 @@ struct EvalArgs {
     /// Run the tests even when an identical run is cached.
     #[arg(long)]
     no_cache: bool,
-    /// Keep each instance's checkout and environment layer under <run-dir>/work.
+    /// Keep each instance's checkout and environment layer under <run-dir>/work (implies
+    /// --cold for the kept instances).
     #[arg(long)]
     keep: bool,
+    /// Check out and install every instance from scratch instead of reusing its warm instance
+    /// (a checkout with the project installed at the base commit, kept under
+    /// <cache-dir>/instances like the harness's instance images).
+    #[arg(long)]
+    cold: bool,
+    /// Disk the warm instances may take, in GB; the least recently used go first.
+    #[arg(long, value_name = "GB", default_value_t = 20.0)]
+    warm_cache_gb: f64,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -222,7 +231,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Solve { args, common } => {
-            sandbox(&common).and_then(|s| solve::run(args, &common.cache_dir, s))
+            sandbox(&common).and_then(|s| solve::run(*args, &common.cache_dir, s))
         }
         Command::Eval(args) => eval(args),
         Command::Env { command } => env(command),
@@ -274,6 +283,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         retry_errors: args.retry_errors,
         no_cache: args.no_cache,
         keep: args.keep,
+        cold: args.cold,
+        warm_limit_bytes: (args.warm_cache_gb.max(0.0) * 1e9) as u64,
         test_timeout: Duration::from_secs(args.timeout),
         test_network: args.network,
         show_progress: !args.quiet,

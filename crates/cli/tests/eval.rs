@@ -358,3 +358,83 @@ fn a_run_killed_with_sigkill_resumes_without_losing_finished_instances() {
                 .is_none()
     );
 }
+
+/// A new file, as a git diff.
+fn new_file_diff(path: &str, line: &str) -> String {
+    format!(
+        "diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{line}\n"
+    )
+}
+
+#[test]
+fn warm_instance_is_reused_reset_between_patches_and_dropped_after_a_packaging_change() {
+    require_prerequisites!();
+    let tmp = tempfile::tempdir().unwrap();
+    let id = "warm__probe";
+    // The probe passes only when no earlier patch's new file is left in the tree.
+    let row = probe_row(
+        id,
+        "import os\n\ndef test_probe():\n    assert not os.path.exists(os.path.join('requests', 'ponder_stray.py'))",
+    );
+    // An install command of this test's own gives it warm instances no other test shares.
+    let dataset = write_dataset(tmp.path(), std::slice::from_ref(&row));
+    let specs_path = tmp.path().join("python_specs.json");
+    let mut specs = read_json(&specs_path);
+    specs["psf/requests"]["2.27"]["install"] = json!("python -m pip install . && echo warm-test");
+    std::fs::write(&specs_path, specs.to_string()).unwrap();
+    let gold = row["patch"].as_str().unwrap().to_owned();
+    let predictions = |name: &str, patch: String| {
+        let path = tmp.path().join(format!("{name}.jsonl"));
+        let line = json!({"instance_id": id, "model_name_or_path": name, "model_patch": patch});
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        path
+    };
+    let graded = |run: &str, extra: &[&str]| {
+        let dir = tmp.path().join(run);
+        let mut args = vec!["--no-cache"];
+        args.extend_from_slice(extra);
+        assert_ok(&eval(&dataset, &dir, &args));
+        result(&dir, id)
+    };
+
+    // 1. A patch that adds a file: the probe sees it, so the patch reached the warm tree.
+    let stray = predictions(
+        "stray",
+        format!(
+            "{gold}{}",
+            new_file_diff("requests/ponder_stray.py", "X = 1")
+        ),
+    );
+    let r = graded("stray", &["--predictions", stray.to_str().unwrap()]);
+    assert_eq!(r["outcome"], "unresolved", "{r}");
+    // Built now, or kept from an earlier run of this test (the cache outlives it).
+    assert!(r["warm"] == "built" || r["warm"] == "reused", "{r}");
+
+    // 2. The gold patch on the same warm instance: the stray file is gone.
+    let r = graded("gold", &["--gold"]);
+    assert_eq!(r["outcome"], "resolved", "{r}");
+    assert_eq!(r["warm"], "reused", "{r}");
+    let reused_setup = r["setup_seconds"].as_f64().unwrap();
+
+    // 3. A patch that changes packaging files is graded on the warm instance, which is then
+    //    dropped: the next run builds a new one.
+    let packaging = predictions(
+        "packaging",
+        format!("{gold}{}", new_file_diff("requirements-ponder.txt", "six")),
+    );
+    let r = graded("packaging", &["--predictions", packaging.to_str().unwrap()]);
+    assert_eq!(r["outcome"], "resolved", "{r}");
+    assert_eq!(r["warm"], "reused", "{r}");
+    let r = graded("after-packaging", &["--gold"]);
+    assert_eq!(r["outcome"], "resolved", "{r}");
+    assert_eq!(r["warm"], "built", "{r}");
+
+    // 4. --cold builds privately and says nothing about warm instances.
+    let r = graded("cold", &["--gold", "--cold"]);
+    assert_eq!(r["outcome"], "resolved", "{r}");
+    assert!(r.get("warm").is_none(), "{r}");
+    assert!(
+        reused_setup < r["setup_seconds"].as_f64().unwrap(),
+        "reusing ({reused_setup}s) should be cheaper than building ({r})"
+    );
+}

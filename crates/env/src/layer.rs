@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::EnvError;
 use crate::recipe::{EnvRecipe, classify_command, simple_commands};
-use crate::run::{StepRunner, path_with};
+use crate::run::{StepFailure, StepRunner, path_with};
 use crate::standin;
 use crate::store::{
     BaseEnv, DEFAULT_STEP_TIMEOUT, EnvState, EnvStore, query_site_packages, write_json_atomic,
@@ -435,43 +435,15 @@ impl EnvStore {
         }
 
         // 3. install.
-        if let Some(install) = recipe
-            .install
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-        {
-            let t = Instant::now();
-            let (argv, ran_with) = match uv
-                .as_ref()
-                .and_then(|uv| uv_install(install, uv, &layer_python))
-            {
-                Some(argv) => (argv, "uv"),
-                None => {
-                    let with = if install.contains("pip") {
-                        "pip"
-                    } else {
-                        "bash"
-                    };
-                    // Like pre_install: any failing part fails the install.
-                    let script = format!("set -euo pipefail\n{install}");
-                    (vec!["bash".to_string(), "-c".to_string(), script], with)
-                }
-            };
-            if ran_with == "pip" && uv.is_some() {
-                runner.note(
-                    "install runs with pip: uv cannot see the base's packages unless the \
-                     command says --no-deps",
-                );
-            }
-            let result = runner.run_checked("install", &argv, &worktree, &[])?;
-            record.commands.push(CommandRecord {
-                phase: "install".into(),
-                command: install.to_string(),
-                ran_with: Some(ran_with.into()),
-                skipped: None,
-                secs: t.elapsed().as_secs_f64(),
-            });
+        if let Some(install) = install_command(recipe) {
+            let (command, result) = run_install(
+                &mut runner,
+                install,
+                uv.as_deref(),
+                &layer_python,
+                &worktree,
+            )?;
+            record.commands.push(command);
             if let Err(f) = result {
                 return Err(fail(&mut record, f.reason));
             }
@@ -490,6 +462,141 @@ impl EnvStore {
             env: recipe.env.clone(),
         })
     }
+
+    /// Opens the layer [`EnvStore::create_layer`] finished earlier in `layer_dir`, for reuse:
+    /// its record must say it is ready and that it sits on `base`.
+    pub fn open_layer(
+        &self,
+        base: &BaseEnv,
+        recipe: &EnvRecipe,
+        layer_dir: &Path,
+    ) -> Result<Layer, EnvError> {
+        let path = layer_dir.join(LAYER_RECORD);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the layer record {}", path.display()))?;
+        let record: LayerRecord = serde_json::from_str(&text)
+            .with_context(|| format!("the layer record {} is damaged", path.display()))?;
+        if !record.ok {
+            return Err(EnvError::InvalidRecipe(format!(
+                "the layer {} was never finished: {}",
+                layer_dir.display(),
+                record.reason.as_deref().unwrap_or("no reason recorded")
+            )));
+        }
+        if record.base_hash != base.hash {
+            return Err(EnvError::InvalidRecipe(format!(
+                "the layer {} sits on base {}, not {}",
+                layer_dir.display(),
+                record.base_hash,
+                base.hash
+            )));
+        }
+        Ok(Layer {
+            dir: layer_dir.to_path_buf(),
+            worktree: record.worktree.clone(),
+            base_hash: base.hash.clone(),
+            base_bin: base.bin_dir(),
+            record,
+            env: recipe.env.clone(),
+        })
+    }
+
+    /// Runs the recipe's `install` again in the layer's work tree, as the harness's evaluation
+    /// script does after the patch is applied to an instance image that installed the base
+    /// commit: compiled parts the patch touched are rebuilt, the rest is reused. The log is
+    /// `reinstall.log` in the layer. `Ok(None)` when the recipe has no install command.
+    pub fn reinstall(
+        &self,
+        layer: &Layer,
+        recipe: &EnvRecipe,
+        opts: &LayerOptions,
+    ) -> Result<Option<CommandRecord>, EnvError> {
+        let Some(install) = install_command(recipe) else {
+            return Ok(None);
+        };
+        let venv = layer.venv();
+        let minor = crate::python::parse_minor(&layer.record.python).unwrap_or((3, 0));
+        let toolbox = self.toolbox(opts.step_timeout);
+        let uv = match layer.record.tool {
+            Tool::Uv => Some(toolbox.uv()?),
+            Tool::Pip => None,
+        };
+        let log_path = layer.dir.join("reinstall.log");
+        let writable = vec![
+            layer.dir.clone(),
+            layer.worktree.clone(),
+            self.pip_cache(),
+            self.uv_cache(),
+        ];
+        let env = self.build_env(&venv, minor, &recipe.env);
+        let mut runner =
+            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
+                .with_readable(self.readable_paths());
+        let (command, result) = run_install(
+            &mut runner,
+            install,
+            uv.as_deref(),
+            &layer.python(),
+            &layer.worktree,
+        )?;
+        runner.flush();
+        match result {
+            Ok(()) => Ok(Some(command)),
+            Err(f) => Err(EnvError::LayerFailed {
+                dir: layer.dir.clone(),
+                reason: f.reason,
+                log: log_path,
+            }),
+        }
+    }
+}
+
+/// The recipe's install command, when it has one.
+fn install_command(recipe: &EnvRecipe) -> Option<&str> {
+    recipe
+        .install
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+/// Runs `install` in the work tree: through uv when the base uses uv and the command can be
+/// rewritten for it (see [`uv_install`]), otherwise with bash, failing on any failing part.
+fn run_install(
+    runner: &mut StepRunner<'_>,
+    install: &str,
+    uv: Option<&Path>,
+    layer_python: &Path,
+    worktree: &Path,
+) -> Result<(CommandRecord, Result<(), StepFailure>), EnvError> {
+    let t = Instant::now();
+    let (argv, ran_with) = match uv.and_then(|uv| uv_install(install, uv, layer_python)) {
+        Some(argv) => (argv, "uv"),
+        None => {
+            let with = if install.contains("pip") {
+                "pip"
+            } else {
+                "bash"
+            };
+            let script = format!("set -euo pipefail\n{install}");
+            (vec!["bash".to_string(), "-c".to_string(), script], with)
+        }
+    };
+    if ran_with == "pip" && uv.is_some() {
+        runner.note(
+            "install runs with pip: uv cannot see the base's packages unless the command says \
+             --no-deps",
+        );
+    }
+    let result = runner.run_checked("install", &argv, worktree, &[])?;
+    let record = CommandRecord {
+        phase: "install".into(),
+        command: install.to_string(),
+        ran_with: Some(ran_with.into()),
+        skipped: None,
+        secs: t.elapsed().as_secs_f64(),
+    };
+    Ok((record, result.map(|_| ())))
 }
 
 /// Gives a Python 3 layer its stand-in prefix and checks that its interpreter starts as the

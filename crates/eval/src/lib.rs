@@ -11,6 +11,7 @@ pub mod internet;
 pub mod recipe;
 pub mod runner;
 pub mod store;
+pub mod warm;
 
 pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval};
 pub use store::{InstanceResult, RunStore};

@@ -7,6 +7,7 @@ use crate::cache::{CachedRun, TestRunCache, TestRunKey, sha256_hex};
 use crate::internet::{self, StandIn, StandIns};
 use crate::recipe::recipe_for;
 use crate::store::{InstanceResult, LOG_FILE, PATCH_FILE, REPORT_FILE, RunStore, STATUS_FILE};
+use crate::warm::{WarmError, WarmInstance, WarmPool, WarmSpec};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ponder_env::{BuildOptions, EnvStore, LayerOptions};
@@ -63,8 +64,13 @@ pub struct EvalOptions {
     pub retry_errors: bool,
     /// Run the tests even when the cache has this exact run.
     pub no_cache: bool,
-    /// Keep each instance's checkout and environment layer.
+    /// Keep each instance's checkout and environment layer (private ones, not warm instances).
     pub keep: bool,
+    /// Build every instance's checkout and install from scratch instead of reusing a warm
+    /// instance (see [`crate::warm`]).
+    pub cold: bool,
+    /// Disk the warm instances may take before the least recently used are removed.
+    pub warm_limit_bytes: u64,
     pub test_timeout: Duration,
     /// Let test commands reach the network (the harness's containers can; ponder's sandbox
     /// does not by default).
@@ -101,6 +107,8 @@ struct Run<'a> {
     predictions: Option<Predictions>,
     work_dir: PathBuf,
     stand_ins: StandIns,
+    /// Absent with `--cold`.
+    warm: Option<WarmPool>,
 }
 
 /// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
@@ -148,6 +156,8 @@ pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
         store,
         predictions,
         stand_ins: StandIns::default(),
+        warm: (!opts.cold)
+            .then(|| WarmPool::new(opts.cache_dir.join("instances"), opts.warm_limit_bytes)),
     };
 
     let mut jobs: Vec<Job> = dataset.errors.into_iter().map(Job::BadRow).collect();
@@ -536,56 +546,25 @@ fn run_tests(
     result: &mut InstanceResult,
 ) -> Result<Result<CachedRun, InstanceResult>> {
     let (id, repo, version) = (&inst.instance_id, &inst.repo, &inst.version);
+    let env_hash = result.env_hash.clone();
     let fail = |step: &str, reason: String| {
         let mut r = InstanceResult::error(id, repo, version, step, reason);
-        r.env_hash = result.env_hash.clone();
+        r.env_hash = env_hash.clone();
         Ok(Err(r))
     };
-    let (tree, layer_dir) = work_paths(ctx, id);
-    let checkout = match Checkout::create(git_dir, &inst.base_commit, &tree) {
-        Ok(c) => c,
-        Err(e) => return fail("repository", format!("{e:#}")),
-    };
-    let cleanup = Cleanup {
-        paths: vec![tree.clone(), layer_dir.clone()],
-        keep: ctx.opts.keep,
-    };
-    if !checkout.missing_files.is_empty() {
-        result.warnings.push(format!(
-            "the repository snapshot lacks {} file(s), left out of the checkout: {}",
-            checkout.missing_files.len(),
-            checkout.missing_files.join(", ")
-        ));
-    }
-    if let Some(patch) = patch {
-        match PatchApplier::new(checkout.dir()).apply(patch)? {
-            ApplyOutcome::Applied { method, .. } => {
-                result.apply_method = Some(
-                    serde_json::to_value(method)?
-                        .as_str()
-                        .unwrap_or("")
-                        .to_owned(),
-                );
-            }
-            ApplyOutcome::Empty => {}
-            ApplyOutcome::Failed { reason, log } => {
-                ctx.store.write(id, "patch_apply.log", log.as_bytes())?;
-                return fail("patch", format!("{reason}; see patch_apply.log"));
-            }
+    let prepared = if let Some(pool) = ctx.warm.as_ref().filter(|_| !ctx.opts.keep) {
+        match prepare_warm(ctx, pool, inst, git_dir, patch, recipe, base, result)? {
+            Ok(p) => p,
+            Err((step, reason)) => return fail(step, reason),
         }
-    }
-    let setup_started = Instant::now();
-    let layer = match ctx.envs.create_layer(
-        base,
-        recipe,
-        checkout.dir(),
-        &layer_dir,
-        &LayerOptions::default(),
-    ) {
-        Ok(l) => l,
-        Err(e) => return fail("environment", e.to_string()),
+    } else {
+        match prepare_private(ctx, inst, git_dir, patch, recipe, base, result)? {
+            Ok(p) => p,
+            Err((step, reason)) => return fail(step, reason),
+        }
     };
-    result.setup_seconds = setup_started.elapsed().as_secs_f64();
+    let (tree, layer) = (prepared.tree().to_path_buf(), prepared.layer());
+    let layer_dir = layer.dir.clone();
     for c in &layer.record.commands {
         if let Some(why) = &c.skipped {
             result
@@ -593,7 +572,7 @@ fn run_tests(
                 .push(format!("not run: {} ({why})", c.command));
         }
     }
-    let test_patch = ponder_repo::git::Git::new(checkout.dir()).output(
+    let test_patch = ponder_repo::git::Git::new(&tree).output(
         &["apply", "--verbose", "-"],
         Some(ensure_newline(&inst.test_patch).as_bytes()),
     )?;
@@ -608,12 +587,12 @@ fn run_tests(
     }
     let mut spec = layer
         .activation()
-        .apply(CommandSpec::shell(command).cwd(checkout.dir()))
+        .apply(CommandSpec::shell(command).cwd(&tree))
         .envs(exports.iter().cloned());
     // The layer and the base it points into may live under /tmp, which the sandbox hides.
     let mut policy = layer
         .activation()
-        .confine(Policy::tests(checkout.dir()))
+        .confine(Policy::tests(&tree))
         .writable(layer_dir.clone())
         .timeout(ctx.opts.test_timeout)
         .network(ctx.opts.test_network);
@@ -646,7 +625,7 @@ fn run_tests(
     }
     log.push_str(END_TEST_OUTPUT);
     log.push('\n');
-    drop(cleanup);
+    drop(prepared);
     Ok(Ok(CachedRun {
         log,
         timed_out,
@@ -658,6 +637,167 @@ fn run_tests(
         apply_method: result.apply_method.clone(),
         setup_seconds: result.setup_seconds,
     }))
+}
+
+/// A checkout with its layer, ready for the test patch: a warm instance, or a private pair
+/// removed when dropped (kept with `--keep`).
+enum Prepared {
+    Warm(Box<WarmInstance>),
+    Private {
+        checkout: Checkout,
+        layer: Box<ponder_env::Layer>,
+        _cleanup: Cleanup,
+    },
+}
+
+impl Prepared {
+    fn tree(&self) -> &Path {
+        match self {
+            Prepared::Warm(w) => w.tree(),
+            Prepared::Private { checkout, .. } => checkout.dir(),
+        }
+    }
+
+    fn layer(&self) -> &ponder_env::Layer {
+        match self {
+            Prepared::Warm(w) => &w.layer,
+            Prepared::Private { layer, .. } => layer,
+        }
+    }
+}
+
+/// A failed step of preparing an instance: the step's name and the reason.
+type StepError = (&'static str, String);
+
+/// A warm instance with the patch applied and installed, as the harness runs its evaluation
+/// script in a container of the instance image.
+#[allow(clippy::too_many_arguments)]
+fn prepare_warm(
+    ctx: &Run,
+    pool: &WarmPool,
+    inst: &Instance,
+    git_dir: &Path,
+    patch: Option<&str>,
+    recipe: &ponder_env::EnvRecipe,
+    base: &ponder_env::BaseEnv,
+    result: &mut InstanceResult,
+) -> Result<Result<Prepared, StepError>> {
+    let started = Instant::now();
+    let options = LayerOptions::default();
+    let spec = WarmSpec {
+        git_dir,
+        base_commit: &inst.base_commit,
+        base,
+        recipe,
+        layer_options: &options,
+    };
+    let mut warm = match pool.acquire(&ctx.envs, &spec) {
+        Ok(w) => w,
+        Err(WarmError::Repository(e)) => return Ok(Err(("repository", format!("{e:#}")))),
+        Err(WarmError::Environment(e)) => return Ok(Err(("environment", e.to_string()))),
+        Err(e @ WarmError::Io(_)) => return Err(anyhow::anyhow!("{e}")),
+    };
+    note_missing(&warm.checkout, result);
+    if let Err(failed) = apply_patch(ctx, inst, warm.tree(), patch, result)? {
+        return Ok(Err(failed));
+    }
+    let patched = patch.is_some_and(|p| !p.trim().is_empty());
+    if patched && crate::warm::changes_packaging(patch.unwrap_or("")) {
+        warm.discard();
+    }
+    // A slot built just now installed the base commit; anything else may carry the build
+    // products of an earlier patch, which the install brings up to date.
+    if (patched || !warm.fresh)
+        && let Err(e) = ctx.envs.reinstall(&warm.layer, recipe, &options)
+    {
+        warm.discard();
+        return Ok(Err(("environment", e.to_string())));
+    }
+    result.setup_seconds = started.elapsed().as_secs_f64();
+    result.warm = Some(if warm.fresh { "built" } else { "reused" }.to_owned());
+    Ok(Ok(Prepared::Warm(Box::new(warm))))
+}
+
+/// A private checkout and layer for this run alone, the patch installed with the project.
+fn prepare_private(
+    ctx: &Run,
+    inst: &Instance,
+    git_dir: &Path,
+    patch: Option<&str>,
+    recipe: &ponder_env::EnvRecipe,
+    base: &ponder_env::BaseEnv,
+    result: &mut InstanceResult,
+) -> Result<Result<Prepared, StepError>> {
+    let (tree, layer_dir) = work_paths(ctx, &inst.instance_id);
+    let checkout = match Checkout::create(git_dir, &inst.base_commit, &tree) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(("repository", format!("{e:#}")))),
+    };
+    let cleanup = Cleanup {
+        paths: vec![tree.clone(), layer_dir.clone()],
+        keep: ctx.opts.keep,
+    };
+    note_missing(&checkout, result);
+    if let Err(failed) = apply_patch(ctx, inst, checkout.dir(), patch, result)? {
+        return Ok(Err(failed));
+    }
+    let setup_started = Instant::now();
+    let layer = match ctx.envs.create_layer(
+        base,
+        recipe,
+        checkout.dir(),
+        &layer_dir,
+        &LayerOptions::default(),
+    ) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(("environment", e.to_string()))),
+    };
+    result.setup_seconds = setup_started.elapsed().as_secs_f64();
+    Ok(Ok(Prepared::Private {
+        checkout,
+        layer: Box::new(layer),
+        _cleanup: cleanup,
+    }))
+}
+
+fn note_missing(checkout: &Checkout, result: &mut InstanceResult) {
+    if !checkout.missing_files.is_empty() {
+        result.warnings.push(format!(
+            "the repository snapshot lacks {} file(s), left out of the checkout: {}",
+            checkout.missing_files.len(),
+            checkout.missing_files.join(", ")
+        ));
+    }
+}
+
+/// Applies the patch under test as the harness does, recording the method that worked.
+fn apply_patch(
+    ctx: &Run,
+    inst: &Instance,
+    tree: &Path,
+    patch: Option<&str>,
+    result: &mut InstanceResult,
+) -> Result<Result<(), StepError>> {
+    let Some(patch) = patch else {
+        return Ok(Ok(()));
+    };
+    match PatchApplier::new(tree).apply(patch)? {
+        ApplyOutcome::Applied { method, .. } => {
+            result.apply_method = Some(
+                serde_json::to_value(method)?
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+        ApplyOutcome::Empty => {}
+        ApplyOutcome::Failed { reason, log } => {
+            ctx.store
+                .write(&inst.instance_id, "patch_apply.log", log.as_bytes())?;
+            return Ok(Err(("patch", format!("{reason}; see patch_apply.log"))));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// "FAIL_TO_PASS failing: a, b (+3 more); PASS_TO_PASS failing: c".

@@ -41,9 +41,15 @@ pub struct InstanceResult {
     /// Wall time of the test command alone.
     #[serde(default)]
     pub test_seconds: f64,
-    /// Wall time of the instance layer (pre_install + install).
+    /// Wall time of making the checkout and layer ready for the tests: with a warm instance
+    /// the reset, patch and reinstall (or the whole build, when this run made it); cold, the
+    /// layer with pre_install and install.
     #[serde(default)]
     pub setup_seconds: f64,
+    /// `built` when this run made the instance's warm instance, `reused` when it reused one;
+    /// absent for cold runs (`--cold`, `--keep`) and cached test runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<String>,
     /// Wall time of the whole instance, environment base build excluded.
     #[serde(default)]
     pub total_seconds: f64,
@@ -68,6 +74,7 @@ impl InstanceResult {
             timed_out: false,
             test_seconds: 0.0,
             setup_seconds: 0.0,
+            warm: None,
             total_seconds: 0.0,
             warnings: Vec::new(),
         }

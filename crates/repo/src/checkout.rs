@@ -58,12 +58,28 @@ impl Checkout {
             args.extend(chunk.iter().map(String::as_str));
             git.run(&args)?;
         }
-        git.run(&["checkout-index", "--all", "--force"])?;
+        // `--index` records the files' stat data, so a later `reset` rewrites only the files
+        // that changed; without it every file looks changed, gets a new mtime, and build
+        // tools rebuild everything (a full compile of scikit-learn).
+        git.run(&["checkout-index", "--all", "--force", "--index"])?;
         git.run(&["update-ref", "--no-deref", "HEAD", commit])?;
         Ok(Checkout {
             dir: dest.to_path_buf(),
             commit: commit.to_owned(),
             missing_files: missing,
+        })
+    }
+
+    /// Re-opens a checkout made earlier by [`Checkout::create`] in `dir` (kept between runs),
+    /// with the missing files that `create` reported for it.
+    pub fn open(dir: &Path, commit: &str, missing_files: Vec<String>) -> Result<Checkout> {
+        if !dir.join(".git").exists() {
+            bail!("{} is not a checkout made by ponder", dir.display());
+        }
+        Ok(Checkout {
+            dir: dir.to_path_buf(),
+            commit: commit.to_owned(),
+            missing_files,
         })
     }
 
@@ -89,8 +105,13 @@ impl Checkout {
 
     /// Puts tracked files back to the commit's content and deletes untracked files that are
     /// not ignored (ignored build products, such as compiled extensions, are kept).
+    /// Files whose content is already right are not rewritten (their mtimes stay), so build
+    /// products stay current.
     pub fn reset(&self) -> Result<()> {
         let git = self.git();
+        // Stat data gone stale (a tree from an older ponder, files touched but not changed)
+        // would make `reset` rewrite those files; refresh it from their content first.
+        let _ = git.output(&["update-index", "-q", "--refresh"], None);
         git.run(&["reset", "--quiet", "--hard", &self.commit])?;
         git.run(&["clean", "--quiet", "-fd"])?;
         Ok(())

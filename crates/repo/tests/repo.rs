@@ -66,6 +66,40 @@ fn checkout_is_private_and_clean() {
 }
 
 #[test]
+fn reset_rewrites_only_the_files_that_changed() {
+    // Build tools decide what to rebuild by mtime: a reset that rewrote every file would make
+    // a warm instance rebuild all its compiled code.
+    let (src, head) = repo_with(&[("calc.py", CALC), ("ext/fast.pyx", "def f(): pass\n")]);
+    let work = tempfile::tempdir().unwrap();
+    let co = Checkout::create(src.path(), &head, &work.path().join("a")).unwrap();
+    let mtime = |p: &str| {
+        std::fs::metadata(co.dir().join(p))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let untouched = mtime("ext/fast.pyx");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(co.dir().join("calc.py"), "changed\n").unwrap();
+    co.reset().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(co.dir().join("calc.py")).unwrap(),
+        CALC
+    );
+    assert_eq!(
+        mtime("ext/fast.pyx"),
+        untouched,
+        "an unchanged file was rewritten"
+    );
+    // A reopened checkout resets the same way.
+    let again = Checkout::open(co.dir(), &head, Vec::new()).unwrap();
+    std::fs::write(co.dir().join("calc.py"), "changed again\n").unwrap();
+    again.reset().unwrap();
+    assert_eq!(mtime("ext/fast.pyx"), untouched);
+    assert_eq!(status(co.dir()), "");
+}
+
+#[test]
 fn a_snapshot_missing_a_blob_checks_out_without_that_file() {
     let (src, head) = repo_with(&[("keep.py", "a = 1\n"), ("big.bin", "large content\n")]);
     let blob = Git::new(src.path())
