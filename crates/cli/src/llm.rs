@@ -90,14 +90,45 @@ impl ModelArgs {
     }
 
     pub(crate) fn client(&self, cache_root: &Path) -> Result<(LlmClient, RunBudget)> {
-        let env = EnvVars::from_process();
-        let config = LlmConfig::load(self.config.as_deref(), &env)?.with_overrides(
+        self.client_with(
             &self.role,
-            &env,
             self.base_url.as_deref(),
             self.model.as_deref(),
-        );
-        let spec = config.model(&self.role)?;
+            cache_root,
+        )
+    }
+
+    /// A client for another role of the configuration (a reward model), with this command's
+    /// cache and limits; --base-url and --model apply to the main role only.
+    pub(crate) fn client_for_role(
+        &self,
+        role: &str,
+        cache_root: &Path,
+    ) -> Result<(LlmClient, RunBudget)> {
+        self.client_with(role, None, None, cache_root)
+    }
+
+    /// What names the main model on the command line, for keys that must change with it.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.role,
+            self.base_url.as_deref().unwrap_or(""),
+            self.model.as_deref().unwrap_or("")
+        )
+    }
+
+    fn client_with(
+        &self,
+        role: &str,
+        base_url: Option<&str>,
+        model: Option<&str>,
+        cache_root: &Path,
+    ) -> Result<(LlmClient, RunBudget)> {
+        let env = EnvVars::from_process();
+        let config = LlmConfig::load(self.config.as_deref(), &env)?
+            .with_overrides(role, &env, base_url, model);
+        let spec = config.model(role)?;
         let cache = match self.cache {
             CacheMode::Off => ReplayCache::disabled(),
             mode => ReplayCache::open(&cache_root.join("llm/replay.sqlite"), mode)?,

@@ -5,8 +5,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ponder_repo::RepoSource;
 use ponder_sandbox::Sandbox;
+use ponder_solve::search::{SearchOptions, search};
 use ponder_solve::{SolveOptions, Target, solve};
-use ponder_workflow::{Sampling, StageLimits, StageModel};
+use ponder_workflow::{Sampling, SearchConfig, Signals, StageLimits, StageModel, Strategy};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -65,6 +66,46 @@ pub struct SolveArgs {
     /// Keep the private trees and layers (under the cache's solve/ folder).
     #[arg(long)]
     keep: bool,
+    /// Rollouts to spend (test-time scaling). Above 1 the strategy defaults to dev-search.
+    #[arg(long, default_value_t = 1)]
+    budget: usize,
+    /// How the budget is spent: dev-search, best-of-n, vote, endpoint-verify or single
+    /// [default: single for a budget of 1, else dev-search].
+    #[arg(long)]
+    strategy: Option<Strategy>,
+    /// Candidates kept at each pruned stage of dev-search.
+    #[arg(long, default_value_t = 2)]
+    beam: usize,
+    /// The process reward model: a model role of the configuration [default: the policy model
+    /// as a prompted judge].
+    #[arg(long, value_name = "ROLE")]
+    prm: Option<String>,
+    /// The outcome reward model: a model role of the configuration [default: the policy model
+    /// as a prompted judge].
+    #[arg(long, value_name = "ROLE")]
+    orm: Option<String>,
+    /// Do not prune by the process reward model (keep the first candidates).
+    #[arg(long)]
+    no_prm: bool,
+    /// Do not rank patches by the outcome reward model.
+    #[arg(long)]
+    no_orm: bool,
+    /// Do not rank patches by their checks (regression failures, reproduction).
+    #[arg(long)]
+    no_execution: bool,
+    /// Do not break ties by agreement among normalized patches.
+    #[arg(long)]
+    no_agreement: bool,
+    /// Dev-search: stop writing patches once `beam` of them make the same normalized change.
+    #[arg(long)]
+    early_stop: bool,
+    /// Base of the samples' seeds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the search tree (JSON) is written after every node; rerunning the same search
+    /// with the same file resumes it [default: <cache-dir>/search/<hash of the search>.json].
+    #[arg(long)]
+    tree: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -121,7 +162,92 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         trajectory_path: args.trajectory.clone(),
         progress: true,
     };
+    let strategy = args.strategy.unwrap_or(if args.budget > 1 {
+        Strategy::DevSearch
+    } else {
+        Strategy::Single
+    });
+    let searching = args.budget > 1 || args.strategy.is_some();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if searching {
+        let config = SearchConfig {
+            strategy,
+            budget: args.budget,
+            beam: args.beam,
+            signals: Signals {
+                prm: !args.no_prm,
+                orm: !args.no_orm,
+                execution: !args.no_execution,
+                agreement: !args.no_agreement,
+            },
+            seed: args.seed,
+            early_stop: args.early_stop,
+            ..SearchConfig::default()
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        let tree_path = match &args.tree {
+            Some(p) => p.clone(),
+            None => cache_dir.join("search").join(format!(
+                "{}.json",
+                search_key(&opts, &config, &args.model.describe())
+            )),
+        };
+        let result = runtime.block_on(async {
+            let (client, budget) = args.model.client(cache_dir)?;
+            let model = StageModel {
+                client: Arc::new(client),
+                budget: budget.task(),
+                sampling,
+            };
+            let judge = |role: &Option<String>| -> Result<Option<StageModel>> {
+                role.as_deref()
+                    .map(|role| {
+                        let (client, _) = args.model.client_for_role(role, cache_dir)?;
+                        Ok(StageModel {
+                            client: Arc::new(client),
+                            budget: model.budget.clone(),
+                            sampling,
+                        })
+                    })
+                    .transpose()
+            };
+            let options = SearchOptions {
+                config,
+                prm: judge(&args.prm)?,
+                orm: judge(&args.orm)?,
+                tree_path: tree_path.clone(),
+                parallel_checks: std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            };
+            search(&opts, &options, &model, sandbox).await
+        })?;
+        eprintln!("search tree: {}", tree_path.display());
+        if let Some(choice) = &result.tree.choice {
+            eprintln!(
+                "chosen: node {} of {} patch candidate(s), by {}",
+                choice.node,
+                choice.ranking.len(),
+                choice.rule
+            );
+        }
+        let usage = result.tree.total_usage();
+        eprintln!(
+            "tokens: {} in all ({} prompt, {} completion), {} node(s) resumed",
+            usage.total(),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            result.resumed_nodes
+        );
+        let Some(patch) = result.patch else {
+            eprintln!(
+                "error: no patch: {}",
+                result.tree.failure.as_deref().unwrap_or("unknown reason")
+            );
+            return Ok(ExitCode::from(1));
+        };
+        return finish(&args, &patch, &result.checks, result.verified);
+    }
     let result = runtime.block_on(async {
         let (client, budget) = args.model.client(cache_dir)?;
         let model = StageModel {
@@ -145,26 +271,62 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         );
         return Ok(ExitCode::from(1));
     };
+    finish(&args, &patch, &result.checks, result.verified)
+}
+
+/// Writes the patch and says how it was checked.
+fn finish(
+    args: &SolveArgs,
+    patch: &str,
+    checks: &[String],
+    verified: Option<bool>,
+) -> Result<ExitCode> {
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &patch)
+            std::fs::write(path, patch)
                 .with_context(|| format!("cannot write the patch to {}", path.display()))?;
             eprintln!("patch: {}", path.display());
         }
         None => print!("{patch}"),
     }
-    for check in &result.checks {
+    for check in checks {
         eprintln!("check: {check}");
     }
-    match result.verified {
+    match verified {
         Some(true) => eprintln!("verified: every check passed"),
-        Some(false) if result.checks.iter().all(|c| c.starts_with("no ")) => {
+        Some(false) if checks.iter().all(|c| c.starts_with("no ")) => {
             eprintln!("NOT verified: no check could run (see the trajectory)")
         }
         Some(false) => eprintln!("NOT verified: a check still fails (see the trajectory)"),
-        None => eprintln!("not verified (--no-verify)"),
+        None => eprintln!("not verified (--no-verify, or a strategy that runs no code)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A name for a search's tree file: the same search (target, issue, model, settings) gets the
+/// same file, so running it again resumes it.
+fn search_key(opts: &SolveOptions, config: &SearchConfig, model: &str) -> String {
+    let target = match &opts.target {
+        Target::Repo { path } => format!("repo:{}", path.display()),
+        Target::Instance { dataset, id, .. } => format!("instance:{}:{id}", dataset.display()),
+    };
+    let text = format!(
+        "{target}\n{}\n{model}\n{}",
+        opts.issue,
+        serde_json::to_string(config).unwrap_or_default()
+    );
+    let name = match &opts.target {
+        Target::Repo { path } => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Target::Instance { id, .. } => id.clone(),
+    };
+    format!(
+        "{}-{}",
+        name.replace(['/', '\\', ' '], "_"),
+        &ponder_eval::cache::sha256_hex(&text)[..16]
+    )
 }
 
 /// The `[stages]` and `[sampling]` sections of the configuration file, defaults where absent.

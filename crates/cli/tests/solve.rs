@@ -53,6 +53,8 @@ fn stage_of(body: &Value) -> &'static str {
         return if searched { "bug_locations" } else { "search" };
     }
     for (marker, stage) in [
+        ("point at the code that must change", "prm"),
+        ("Does this patch resolve the issue", "orm"),
         ("Name the files you would most likely", "rank"),
         ("Which code is most likely involved", "locations"),
         ("Analyse how this code", "analysis"),
@@ -584,4 +586,413 @@ fn scripted_model_solves_a_lite_instance_from_a_mirror() {
     let patch = std::fs::read_to_string(&fix).unwrap();
     let outcome = graded_outcome(tmp.path(), &dataset, Some(&mirrors), id, &patch);
     assert_eq!(outcome, "resolved");
+}
+
+/// A yes/no reply read from logprobs: P(yes) = p.
+fn verdict(p: f64) -> Reply {
+    Reply::text("yes").with_logprobs([(
+        "yes",
+        p.ln(),
+        vec![("yes", p.ln()), ("no", (1.0 - p).ln())],
+    )])
+}
+
+const WRONG_LOCATION: &str =
+    "<location><file>requests/models.py</file><method>prepare_url</method></location>";
+/// Resolves the reproduction (the URL has credentials) but breaks every URL without them.
+const PLAUSIBLE_BUT_BREAKING: &str = "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>";
+const CORRECT: &str = "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    if auth:\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>";
+
+/// The search's scripted model: samples differ by their request's seed and temperature. In
+/// stage 1 an odd seed names the wrong location, an even one the right location. A patch asked
+/// at the first sample's low temperature is the plausible one that breaks other URLs; at the
+/// higher temperature it is correct. The process reward model
+/// likes the right location (0.9) and not the wrong one (0.1); the outcome reward model
+/// prefers the breaking patch (0.9 against 0.6), so only execution can tell them apart.
+/// Stage-1 replies are slower for later samples, so a run can be killed between them.
+fn scripted_model_for_search(delay_ms: u64) -> Script {
+    Script::from_fn(move |body, _| {
+        let seed = body["seed"].as_u64().unwrap_or(0);
+        let text = body["messages"][0]["content"].as_str().unwrap_or("");
+        let odd = seed % 2 == 1;
+        let stage1_delay = std::time::Duration::from_millis(delay_ms * (seed % 1_000_003 + 1));
+        match stage_of(body) {
+            "rank" => Reply::text("<files>\nrequests/utils.py\n</files>").with_delay(stage1_delay),
+            "locations" => Reply::text(format!(
+                "<locations>{}</locations>",
+                if odd { WRONG_LOCATION } else { LOCATION }
+            ))
+            .with_delay(stage1_delay),
+            "analysis" => Reply::text("The credentials are lost when the URL is rebuilt.")
+                .with_delay(stage1_delay),
+            "search" => Reply::text("search_method(\"prepend_scheme_if_needed\")"),
+            "bug_locations" => Reply::text(format!(
+                "The auth part is dropped.\n<bug_locations>{LOCATION}</bug_locations>"
+            )),
+            "patch" => Reply::text(if body["temperature"].as_f64().unwrap_or(0.0) < 0.5 {
+                PLAUSIBLE_BUT_BREAKING
+            } else {
+                CORRECT
+            }),
+            "reproduce" => Reply::text(REPRO),
+            "prm" => verdict(if text.contains("def prepend_scheme_if_needed") {
+                0.9
+            } else {
+                0.1
+            }),
+            "orm" => verdict(if text.contains("+    if auth:") {
+                0.6
+            } else {
+                0.9
+            }),
+            other => Reply::text(format!("unexpected prompt ({other})")),
+        }
+    })
+}
+
+fn search_args<'a>(url: &'a str, tree: &'a str, out: &'a str, strategy: &'a str) -> Vec<String> {
+    let dataset = root().join("examples/tasks/tasks.jsonl");
+    [
+        "solve",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--instance",
+        ID,
+        "--base-url",
+        url,
+        "--model",
+        "scripted-model",
+        "--cache",
+        "off",
+        "--budget",
+        "4",
+        "--beam",
+        "2",
+        "--strategy",
+        strategy,
+        "--tree",
+        tree,
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run_owned(args: &[String]) -> (i32, String, String) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&a)
+}
+
+fn read_tree(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn nodes<'a>(tree: &'a Value, stage: &str) -> Vec<&'a Value> {
+    tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["stage"] == stage)
+        .collect()
+}
+
+fn diff_of(node: &Value) -> &str {
+    node["record"]["output"]["diff"].as_str().unwrap_or("")
+}
+
+#[test]
+fn scripted_model_dev_search_prunes_by_prm_and_execution_beats_the_orm() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let server = ScriptedServer::start(ServerOptions::default(), scripted_model_for_search(0));
+    let tmp = tempfile::tempdir().unwrap();
+    let tree_path = tmp.path().join("tree.json");
+    let out = tmp.path().join("fix.diff");
+    let url = server.base_url();
+    let args = search_args(
+        &url,
+        tree_path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "dev-search",
+    );
+    let (code, _, err) = run_owned(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verified: every check passed"), "{err}");
+    let tree = read_tree(&tree_path);
+    let schema = serde_json::to_value(ponder_workflow::search_schema()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&tree), "{:?}", validator.validate(&tree));
+
+    // Stage 1: four samples, the two naming the right code kept by the PRM.
+    let us = nodes(&tree, "understand");
+    assert_eq!(us.len(), 4);
+    let kept: Vec<u64> = us
+        .iter()
+        .filter(|n| n["kept"] == true)
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{us:?}");
+    for n in &us {
+        let p = n["prm"]["p_yes"].as_f64().unwrap();
+        assert_eq!(n["kept"] == true, p > 0.5, "{n}");
+    }
+    for n in &us {
+        let expected = if n["sample"] == 0 { 0.3 } else { 0.8 };
+        assert_eq!(n["temperature"].as_f64().unwrap() as f32, expected, "{n}");
+    }
+    // Stage 2 expands only what was kept: two samples from each survivor, two kept.
+    let ls = nodes(&tree, "localize");
+    assert_eq!(ls.len(), 4);
+    assert!(
+        ls.iter()
+            .all(|n| kept.contains(&n["parent"].as_u64().unwrap()))
+    );
+    assert_eq!(ls.iter().filter(|n| n["kept"] == true).count(), 2);
+    // Four patches: each survivor gave one breaking and one correct patch.
+    let ps = nodes(&tree, "patch");
+    assert_eq!(ps.len(), 4);
+    let (correct, breaking): (Vec<&Value>, Vec<&Value>) = ps
+        .iter()
+        .partition(|n| diff_of(n).contains("+    if auth:"));
+    assert_eq!((correct.len(), breaking.len()), (2, 2));
+    for n in &breaking {
+        let v = &n["verification"];
+        assert_eq!(v["resolved_by_script"], true, "plausible: {n}");
+        assert!(!v["regressions"].as_array().unwrap().is_empty(), "{n}");
+        assert_eq!(n["orm"]["p_yes"].as_f64().unwrap(), 0.9);
+    }
+    for n in &correct {
+        assert_eq!(n["verification"]["passed"], true, "{n}");
+        assert_eq!(n["normalized"], correct[0]["normalized"]);
+    }
+    assert_ne!(correct[0]["normalized"], breaking[0]["normalized"]);
+    // The choice: execution first, so the correct patch wins over the ORM's favourite.
+    let choice = &tree["choice"];
+    let chosen = &tree["nodes"][choice["node"].as_u64().unwrap() as usize];
+    assert!(diff_of(chosen).contains("+    if auth:"), "{choice}");
+    assert_eq!(choice["ranking"][0]["regressions"], 0);
+    assert_eq!(choice["ranking"][0]["agreement"], 2);
+    assert!(choice["ranking"][3]["orm"].as_f64().unwrap() > 0.8);
+    let patch = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(patch, diff_of(chosen));
+
+    // Run again: the whole search is in the tree, so nothing is asked of the model.
+    let before = server.request_count();
+    let (code, _, err) = run_owned(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("12 node(s) already made"), "{err}");
+    assert_eq!(
+        server.request_count(),
+        before,
+        "a finished search asks nothing again"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), patch);
+
+    // The harness's verdict on the chosen patch.
+    let dataset = root().join("examples/tasks/tasks.jsonl");
+    let outcome = graded_outcome(tmp.path(), dataset.to_str().unwrap(), None, ID, &patch);
+    assert_eq!(outcome, "resolved");
+}
+
+#[test]
+fn scripted_model_baselines_choose_by_their_rules() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let server = ScriptedServer::start(ServerOptions::default(), scripted_model_for_search(0));
+    let tmp = tempfile::tempdir().unwrap();
+    let url = server.base_url();
+    let mut groups_seen = Vec::new();
+    for strategy in ["vote", "best-of-n", "endpoint-verify"] {
+        let tree_path = tmp.path().join(format!("{strategy}.json"));
+        let out = tmp.path().join(format!("{strategy}.diff"));
+        let args = search_args(
+            &url,
+            tree_path.to_str().unwrap(),
+            out.to_str().unwrap(),
+            strategy,
+        );
+        let (code, _, err) = run_owned(&args);
+        assert_eq!(code, 0, "{strategy}: {err}");
+        let tree = read_tree(&tree_path);
+        // Whole rollouts: four of each stage, one chain each, nothing pruned or PRM-scored.
+        for stage in ["understand", "localize", "patch"] {
+            assert_eq!(nodes(&tree, stage).len(), 4, "{strategy} {stage}");
+        }
+        assert!(
+            tree["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n.get("prm").is_none() && n.get("kept").is_none()),
+            "{strategy}"
+        );
+        let ps = nodes(&tree, "patch");
+        let choice = &tree["choice"];
+        let chosen = choice["node"].as_u64().unwrap();
+        let mut sizes: std::collections::BTreeMap<String, usize> = Default::default();
+        for n in &ps {
+            *sizes
+                .entry(n["normalized"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        groups_seen.push(sizes.len());
+        let chosen_node = &tree["nodes"][chosen as usize];
+        match strategy {
+            "vote" => {
+                let best = *sizes.values().max().unwrap();
+                assert_eq!(best, 3, "{sizes:?}");
+                assert_eq!(sizes[chosen_node["normalized"].as_str().unwrap()], best);
+                assert!(diff_of(chosen_node).contains("+    if auth:"));
+                assert!(err.contains("not verified"), "{err}");
+                assert!(ps.iter().all(|n| n.get("verification").is_none()));
+            }
+            "best-of-n" => {
+                assert!(
+                    choice["rule"].as_str().unwrap().contains("random"),
+                    "{choice}"
+                );
+                assert!(ps.iter().all(|n| n.get("orm").is_none()));
+            }
+            _ => {
+                // Only the final patches were verified; the correct one wins.
+                assert!(ps.iter().all(|n| n.get("verification").is_some()));
+                assert!(diff_of(chosen_node).contains("+    if auth:"), "{choice}");
+                assert!(err.contains("verified: every check passed"), "{err}");
+            }
+        }
+    }
+    assert!(
+        groups_seen.iter().all(|g| *g == 2),
+        "the first rollout breaks, the others fix: {groups_seen:?}"
+    );
+
+    // Dev-Search with the early stop, budget 6: three patch rounds of one sample per survivor.
+    // Round 1's patches break other URLs; round 2's pass and agree, so round 3 is not written.
+    let tree_path = tmp.path().join("early.json");
+    let out = tmp.path().join("early.diff");
+    let mut args = search_args(
+        &url,
+        tree_path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "dev-search",
+    );
+    let budget = args.iter().position(|a| a == "--budget").unwrap() + 1;
+    args[budget] = "6".into();
+    args.push("--early-stop".into());
+    let (code, _, err) = run_owned(&args);
+    assert_eq!(code, 0, "{err}");
+    let tree = read_tree(&tree_path);
+    let stop = tree["early_stop"].as_str().unwrap_or("");
+    assert!(stop.contains("after 2 of 3 rounds"), "{stop}\n{err}");
+    assert_eq!(nodes(&tree, "patch").len(), 4);
+    let chosen = &tree["nodes"][tree["choice"]["node"].as_u64().unwrap() as usize];
+    assert!(diff_of(chosen).contains("+    if auth:"));
+}
+
+#[test]
+fn scripted_model_search_killed_with_sigkill_resumes_without_redoing_nodes() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree_path = tmp.path().join("tree.json");
+    let out = tmp.path().join("fix.diff");
+    // Stage-1 samples finish 0.4 s apart, so the kill lands between them.
+    let first = ScriptedServer::start(ServerOptions::default(), scripted_model_for_search(400));
+    let url = first.base_url();
+    let mut args = search_args(
+        &url,
+        tree_path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "dev-search",
+    );
+    args.push("--no-verify".into());
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = Command::new(PONDER)
+        .args(&a)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("PONDER_MODEL")
+        .env_remove("PONDER_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let saved = loop {
+        if let Ok(text) = std::fs::read(&tree_path)
+            && let Ok(tree) = serde_json::from_slice::<Value>(&text)
+            && !tree["nodes"].as_array().unwrap().is_empty()
+        {
+            break tree;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node was ever saved"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let saved = read_tree(&tree_path)
+        .get("nodes")
+        .cloned()
+        .unwrap_or(saved["nodes"].clone());
+    let saved = saved.as_array().unwrap().clone();
+    let saved_understand = saved.iter().filter(|n| n["stage"] == "understand").count();
+    assert!(
+        (1..4).contains(&saved_understand),
+        "the kill should land inside stage 1 ({saved_understand} of 4 saved)"
+    );
+
+    let second = ScriptedServer::start(ServerOptions::default(), scripted_model_for_search(0));
+    let url2 = second.base_url();
+    let mut args = search_args(
+        &url2,
+        tree_path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "dev-search",
+    );
+    args.push("--no-verify".into());
+    let (code, _, err) = run_owned(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("node(s) already made"), "{err}");
+    let tree = read_tree(&tree_path);
+    let all = tree["nodes"].as_array().unwrap();
+    // What was made before the kill is still there, untouched (scores are added later).
+    for n in &saved {
+        let now = &all[n["id"].as_u64().unwrap() as usize];
+        for field in ["stage", "parent", "sample", "seed", "record"] {
+            assert!(
+                now[field] == n[field],
+                "node {} changed its {field}",
+                n["id"]
+            );
+        }
+    }
+    // Only the unfinished stage-1 samples were asked again (one ranking prompt each).
+    let ranks = second
+        .requests()
+        .iter()
+        .filter(|b| stage_of(b) == "rank")
+        .count();
+    assert_eq!(ranks, 4 - saved_understand);
+    // And the search completed as an uninterrupted one would.
+    assert_eq!(nodes(&tree, "understand").len(), 4);
+    assert_eq!(nodes(&tree, "patch").len(), 4);
+    let mut keys: Vec<String> = all
+        .iter()
+        .map(|n| format!("{} {} {}", n["stage"], n["parent"], n["sample"]))
+        .collect();
+    let before = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "no node was made twice");
 }

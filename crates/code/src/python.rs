@@ -257,3 +257,71 @@ def f(a,
         assert!(out.symbols.iter().any(|s| s.qualname == "C.m"));
     }
 }
+
+/// The code of `source` with what does not change its meaning dropped: comments, docstrings
+/// (any statement that is only a string), and layout. Tokens are separated by one space and
+/// blocks are marked with `{` and `}`, so code that differs only in comments, docstrings,
+/// blank lines or line breaks inside brackets gives the same text, while moving a statement in
+/// or out of a block does not. Used to tell whether two patches make the same change.
+pub fn normalized(source: &[u8]) -> String {
+    let Some(tree) = parse(source) else {
+        return String::from_utf8_lossy(source).into_owned();
+    };
+    let mut out = String::new();
+    let mut cursor = tree.walk();
+    let mut stack = vec![(tree.root_node(), false)];
+    while let Some((node, closing)) = stack.pop() {
+        if closing {
+            out.push_str("} ");
+            continue;
+        }
+        let kind = node.kind();
+        if kind == "comment" || is_string_statement(&node) {
+            continue;
+        }
+        if node.child_count() == 0 || kind == "string" {
+            let text = node.utf8_text(source).unwrap_or("");
+            if !text.trim().is_empty() {
+                out.push_str(text.trim());
+                out.push(' ');
+            }
+            continue;
+        }
+        if kind == "block" {
+            out.push_str("{ ");
+            stack.push((node, true));
+        }
+        let children: Vec<Node> = node.children(&mut cursor).collect();
+        for child in children.into_iter().rev() {
+            stack.push((child, false));
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+/// A statement that is a lone string: a docstring, or a string used as a comment.
+fn is_string_statement(node: &Node) -> bool {
+    node.kind() == "expression_statement"
+        && node.named_child_count() == 1
+        && node
+            .named_child(0)
+            .is_some_and(|c| matches!(c.kind(), "string" | "concatenated_string"))
+}
+
+#[cfg(test)]
+mod normalized_tests {
+    use super::normalized;
+
+    #[test]
+    fn comments_docstrings_and_layout_do_not_count_but_blocks_do() {
+        let a = "def f(x):\n    \"\"\"Doc.\"\"\"\n    # note\n    if x:\n        return g(1,\n                 2)\n    return 0\n";
+        let b = "def f(x):\n\n    if x:  # why\n        return g(1, 2)\n    return 0\n";
+        assert_eq!(normalized(a.as_bytes()), normalized(b.as_bytes()));
+        let moved = "def f(x):\n    if x:\n        return g(1, 2)\n        return 0\n";
+        assert_ne!(normalized(b.as_bytes()), normalized(moved.as_bytes()));
+        let changed = "def f(x):\n    if not x:\n        return g(1, 2)\n    return 0\n";
+        assert_ne!(normalized(b.as_bytes()), normalized(changed.as_bytes()));
+        // A string that is a value, not a statement, counts.
+        assert_ne!(normalized(b"x = 'a'\n"), normalized(b"x = 'b'\n"));
+    }
+}

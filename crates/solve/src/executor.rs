@@ -11,8 +11,11 @@ use ponder_swebench::logparse::LogFormat;
 use ponder_workflow::{ExecRun, Executor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// A patch's tree and layer, made once (or the reason it could not be).
+type TreeCell = Arc<OnceLock<Result<(PathBuf, Layer), String>>>;
 
 /// Runs code in the repository's environment, one tree per patch.
 pub struct EnvExecutor {
@@ -27,7 +30,7 @@ pub struct EnvExecutor {
     pub work: PathBuf,
     pub script_timeout: Duration,
     pub test_timeout: Duration,
-    trees: Mutex<HashMap<String, (PathBuf, Layer)>>,
+    trees: Mutex<HashMap<String, TreeCell>>,
     counter: Mutex<usize>,
 }
 
@@ -58,13 +61,21 @@ impl EnvExecutor {
         }
     }
 
-    /// The tree and layer for `patch` (empty: the original code), made on first use.
+    /// The tree and layer for `patch` (empty: the original code), made on first use. Trees of
+    /// different patches are made in parallel; callers asking for the same patch at once wait
+    /// for the one tree.
     pub fn tree(&self, patch: Option<&str>) -> Result<(PathBuf, Layer)> {
         let key = patch.unwrap_or("").to_owned();
-        let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((tree, layer)) = trees.get(&key) {
-            return Ok((tree.clone(), layer.clone()));
-        }
+        let cell = {
+            let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+            trees.entry(key).or_default().clone()
+        };
+        cell.get_or_init(|| self.make_tree(patch).map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    fn make_tree(&self, patch: Option<&str>) -> Result<(PathBuf, Layer)> {
         let n = {
             let mut c = self.counter.lock().unwrap_or_else(|e| e.into_inner());
             *c += 1;
@@ -91,7 +102,6 @@ impl EnvExecutor {
                 &LayerOptions::default(),
             )
             .context("the environment layer could not be installed")?;
-        trees.insert(key, (tree.clone(), layer.clone()));
         Ok((tree, layer))
     }
 

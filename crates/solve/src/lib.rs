@@ -7,6 +7,8 @@
 //! the trajectory is written after every stage, so a failure keeps what was done.
 
 pub mod executor;
+pub mod normalize;
+pub mod search;
 
 use anyhow::{Context, Result, bail};
 use executor::{EnvExecutor, canonical};
@@ -427,15 +429,27 @@ async fn stages(
     if !run.opts.keep {
         executor.clean_up();
     }
-    let mut checks = vec![match (&repro, last.resolved_by_script) {
-        (None, _) => {
+    let checks = describe_checks(repro.is_some(), last.resolved_by_script, &regression, &last);
+    let ran_any = repro.is_some() || !regression.passing.is_empty();
+    Ok((Some(patch.diff), Some(verified && ran_any), checks))
+}
+
+/// The checks of a final patch, one sentence each.
+pub(crate) fn describe_checks(
+    reproduction_found: bool,
+    resolved_by_script: Option<bool>,
+    regression: &Regression,
+    last: &Verification,
+) -> Vec<String> {
+    let mut checks = vec![match (reproduction_found, resolved_by_script) {
+        (false, _) => {
             "no reproduction script (none printed \"Issue reproduced\" on the original code)"
                 .to_owned()
         }
-        (Some(_), Some(true)) => {
+        (true, Some(true)) => {
             "the reproduction script prints \"Issue resolved\" with the patch".to_owned()
         }
-        (Some(_), _) => {
+        (true, _) => {
             "the reproduction script does NOT print \"Issue resolved\" with the patch".to_owned()
         }
     }];
@@ -444,10 +458,9 @@ async fn stages(
     } else {
         format!(
             "{} of {} regression tests still pass",
-            regression.passing.len() - last.regressions.len(),
+            regression.passing.len() - last.regressions.len().min(regression.passing.len()),
             regression.passing.len()
         )
     });
-    let ran_any = repro.is_some() || !regression.passing.is_empty();
-    Ok((Some(patch.diff), Some(verified && ran_any), checks))
+    checks
 }

@@ -13,6 +13,7 @@ pub mod edit;
 pub mod locations;
 pub mod model;
 pub mod prompts;
+pub mod search;
 pub mod stages;
 pub mod trajectory;
 pub mod verify;
@@ -22,6 +23,10 @@ pub use edit::{EditBlock, EditError, EditedFiles, Span, apply_edit, parse_edits}
 pub use locations::{CodeSpan, Location};
 pub use model::{Conversation, Sampling, StageModel};
 pub use prompts::{Prompts, StageLimits};
+pub use search::{
+    Choice, Evidence, RewardScore, SearchConfig, SearchNode, SearchTree, Signals, Strategy, choose,
+    judge, keep_best, search_schema,
+};
 pub use stages::{
     Localization, PatchCandidate, StageError, StageInput, Understanding, localize, understand,
     write_patch,

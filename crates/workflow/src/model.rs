@@ -25,6 +25,9 @@ pub struct Sampling {
     /// Send earlier turns' reasoning back (as a `<think>` block before the answer) instead of
     /// pruning it from the history, for models trained to see it.
     pub keep_reasoning: bool,
+    /// Sent as the request's `seed`. The search gives each sample its own, so that samples of
+    /// one prompt differ, and a rerun asks (and the replay cache answers) exactly the same.
+    pub seed: Option<u64>,
 }
 
 impl Default for Sampling {
@@ -35,6 +38,7 @@ impl Default for Sampling {
             native_tools: false,
             unusable_retries: 2,
             keep_reasoning: false,
+            seed: None,
         }
     }
 }
@@ -134,6 +138,7 @@ impl Conversation {
             let mut request = ChatRequest::new(self.messages.clone());
             request.temperature = Some(model.sampling.temperature);
             request.max_tokens = Some(model.sampling.max_tokens);
+            request.seed = model.sampling.seed;
             if model.sampling.native_tools {
                 request.tools = tools.cloned();
             }

@@ -19,6 +19,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("patch", include_str!("../prompts/patch.j2")),
     ("reproduce", include_str!("../prompts/reproduce.j2")),
     ("debug", include_str!("../prompts/debug.j2")),
+    ("prm", include_str!("../prompts/prm.j2")),
+    ("orm", include_str!("../prompts/orm.j2")),
 ];
 
 /// The stages' limits (system.md's values by default). Every one is a setting.
@@ -146,6 +148,16 @@ mod tests {
             (
                 "debug",
                 json!({"check": "the regression tests", "patch": "--- a/shop/cart.py\n+++ b/shop/cart.py\n", "log": "FAILED tests/test_cart.py::test_total"}),
+            ),
+            (
+                "prm",
+                json!({"repo": "acme/shop", "issue": issue(), "step": "fault localization", "code": code(),
+                       "explanation": "total() has no start value for an empty sum."}),
+            ),
+            (
+                "orm",
+                json!({"repo": "acme/shop", "issue": issue(), "patch": "--- a/shop/cart.py\n+++ b/shop/cart.py\n",
+                       "checks": ["the reproduction script prints \"Issue resolved\" with the patch"]}),
             ),
         ];
         assert_eq!(

@@ -22,7 +22,7 @@ pub const REPRODUCED: &str = "Issue reproduced";
 pub const RESOLVED: &str = "Issue resolved";
 
 /// What a script or test command printed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ExecRun {
     pub output: String,
     pub exit_code: Option<i32>,
@@ -52,7 +52,7 @@ pub struct Reproduction {
 }
 
 /// The tests chosen as regression tests and those of them that pass on the original code.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Regression {
     pub files: Vec<String>,
     pub passing: Vec<String>,
@@ -62,7 +62,7 @@ pub struct Regression {
 }
 
 /// One patch's checks.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Verification {
     /// Whether the reproduction script printed "Issue resolved" with the patch (None: no
     /// script).
