@@ -30,6 +30,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Bumped when what a slot holds changes, so old slots are no longer found.
 const WARM_FORMAT: u32 = 1;
+/// Disk the warm instances may take when the user says nothing (`--warm-cache-gb`).
+pub const DEFAULT_LIMIT_BYTES: u64 = 20_000_000_000;
 /// Slots per key: more workers than this on one instance wait for none, they build privately.
 const MAX_SLOTS: usize = 8;
 const META: &str = "warm.json";

@@ -1,23 +1,22 @@
-//! Stage 4's runs, for real: each patch (and the original code) gets its own private checkout
-//! and environment layer, installed after the patch is applied (as the harness re-runs the
-//! install), and scripts and tests run there in the sandbox. Trees are made on first use and
-//! reused by later runs of the same patch.
+//! Stage 4's runs, for real, on warm instances (`ponder_eval::warm`, shared with `ponder
+//! eval`): each run takes a free slot of the target's warm instance (a checkout of the commit
+//! with the project installed, built the first time), resets it, applies the patch, reruns the
+//! install (as the harness does after a patch, so compiled code includes it), runs the script
+//! or the tests in the sandbox, and gives the slot back. Parallel runs get separate slots.
 
 use anyhow::{Context, Result};
 use ponder_env::{BaseEnv, EnvRecipe, EnvStore, Layer, LayerOptions};
-use ponder_repo::{ApplyOutcome, Checkout, PatchApplier};
+use ponder_eval::warm::{WarmError, WarmPool, WarmSpec, changes_packaging};
+use ponder_repo::{ApplyOutcome, PatchApplier};
 use ponder_sandbox::{CommandSpec, Policy, Sandbox};
 use ponder_swebench::logparse::LogFormat;
 use ponder_workflow::{ExecRun, Executor};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// A patch's tree and layer, made once (or the reason it could not be).
-type TreeCell = Arc<OnceLock<Result<(PathBuf, Layer), String>>>;
-
-/// Runs code in the repository's environment, one tree per patch.
+/// Runs code in the repository's environment, on warm instances.
 pub struct EnvExecutor {
     pub sandbox: Sandbox,
     pub envs: EnvStore,
@@ -26,11 +25,11 @@ pub struct EnvExecutor {
     /// The repository checkouts are made from, and the commit.
     pub git_dir: PathBuf,
     pub commit: String,
-    /// Where trees, layers and scripts go.
+    /// Where scripts go.
     pub work: PathBuf,
+    pub pool: WarmPool,
     pub script_timeout: Duration,
     pub test_timeout: Duration,
-    trees: Mutex<HashMap<String, TreeCell>>,
     counter: Mutex<usize>,
 }
 
@@ -44,6 +43,7 @@ impl EnvExecutor {
         git_dir: PathBuf,
         commit: String,
         work: PathBuf,
+        pool: WarmPool,
         test_timeout: Duration,
     ) -> EnvExecutor {
         EnvExecutor {
@@ -54,86 +54,88 @@ impl EnvExecutor {
             git_dir,
             commit,
             work,
+            pool,
             script_timeout: Duration::from_secs(120),
             test_timeout,
-            trees: Mutex::new(HashMap::new()),
             counter: Mutex::new(0),
         }
     }
 
-    /// The tree and layer for `patch` (empty: the original code), made on first use. Trees of
-    /// different patches are made in parallel; callers asking for the same patch at once wait
-    /// for the one tree.
-    pub fn tree(&self, patch: Option<&str>) -> Result<(PathBuf, Layer)> {
-        let key = patch.unwrap_or("").to_owned();
-        let cell = {
-            let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
-            trees.entry(key).or_default().clone()
+    /// Runs `f` in a warm instance with `patch` (None: the original code) applied and
+    /// installed; the slot goes back to the pool afterwards.
+    pub fn with_tree<T>(
+        &self,
+        patch: Option<&str>,
+        f: impl FnOnce(&Path, &Layer) -> Result<T>,
+    ) -> Result<T> {
+        let options = LayerOptions::default();
+        let spec = WarmSpec {
+            git_dir: &self.git_dir,
+            base_commit: &self.commit,
+            base: &self.base,
+            recipe: &self.recipe,
+            layer_options: &options,
         };
-        cell.get_or_init(|| self.make_tree(patch).map_err(|e| format!("{e:#}")))
-            .clone()
-            .map_err(|e| anyhow::anyhow!(e))
-    }
-
-    fn make_tree(&self, patch: Option<&str>) -> Result<(PathBuf, Layer)> {
-        let n = {
-            let mut c = self.counter.lock().unwrap_or_else(|e| e.into_inner());
-            *c += 1;
-            *c
-        };
-        let tree = self.work.join(format!("tree-{n}"));
-        let layer_dir = self.work.join(format!("layer-{n}"));
-        Checkout::create(&self.git_dir, &self.commit, &tree)?;
-        if let Some(patch) = patch {
-            match PatchApplier::new(&tree).apply(patch)? {
+        let mut warm = self.pool.acquire(&self.envs, &spec).map_err(|e| match e {
+            WarmError::Environment(e) => {
+                anyhow::Error::new(e).context("the environment layer could not be installed")
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
+        let patched = patch.is_some_and(|p| !p.trim().is_empty());
+        if let Some(patch) = patch.filter(|_| patched) {
+            match PatchApplier::new(warm.tree()).apply(patch)? {
                 ApplyOutcome::Applied { .. } | ApplyOutcome::Empty => {}
                 ApplyOutcome::Failed { reason, .. } => {
                     anyhow::bail!("the patch does not apply: {reason}")
                 }
             }
+            if changes_packaging(patch) {
+                warm.discard();
+            }
         }
-        let layer = self
-            .envs
-            .create_layer(
-                &self.base,
-                &self.recipe,
-                &tree,
-                &layer_dir,
-                &LayerOptions::default(),
-            )
-            .context("the environment layer could not be installed")?;
-        Ok((tree, layer))
+        if (patched || !warm.fresh)
+            && let Err(e) = self.envs.reinstall(&warm.layer, &self.recipe, &options)
+        {
+            warm.discard();
+            return Err(
+                anyhow::Error::new(e).context("the project could not be installed with the patch")
+            );
+        }
+        f(warm.tree(), &warm.layer)
     }
 
-    /// Runs `argv` in the tree of `patch`; returns the run and that tree.
+    /// Runs `argv` in a tree with `patch`; returns the run and the tree it ran in.
     fn run_in(
         &self,
         patch: Option<&str>,
         argv: Vec<String>,
         timeout: Duration,
     ) -> Result<(ExecRun, PathBuf)> {
-        let (tree, layer) = self.tree(patch)?;
-        let spec = layer.activation().apply(CommandSpec::new(argv).cwd(&tree));
-        let policy = layer
-            .activation()
-            .confine(Policy::tests(&tree))
-            .writable(layer.dir.clone())
-            .readable(self.work.join("scripts"))
-            .timeout(timeout);
-        let outcome = self.sandbox.run(&spec, &policy)?;
-        let run = ExecRun {
-            exit_code: match outcome.termination {
-                ponder_sandbox::Termination::Exited(c) => Some(c),
-                _ => None,
-            },
-            timed_out: outcome.termination == ponder_sandbox::Termination::TimedOut,
-            output: outcome.output,
-            seconds: outcome.elapsed.as_secs_f64(),
-        };
-        Ok((run, tree))
+        self.with_tree(patch, |tree, layer| {
+            let spec = layer.activation().apply(CommandSpec::new(argv).cwd(tree));
+            let policy = layer
+                .activation()
+                .confine(Policy::tests(tree))
+                .writable(layer.dir.clone())
+                .readable(self.work.join("scripts"))
+                .timeout(timeout);
+            let outcome = self.sandbox.run(&spec, &policy)?;
+            let run = ExecRun {
+                exit_code: match outcome.termination {
+                    ponder_sandbox::Termination::Exited(c) => Some(c),
+                    _ => None,
+                },
+                timed_out: outcome.termination == ponder_sandbox::Termination::TimedOut,
+                output: outcome.output,
+                seconds: outcome.elapsed.as_secs_f64(),
+            };
+            Ok((run, tree.to_path_buf()))
+        })
+        .context("running in the repository's environment")
     }
 
-    /// Removes every tree and layer made.
+    /// Removes the scripts written (the warm instances stay in the pool).
     pub fn clean_up(&self) {
         let _ = std::fs::remove_dir_all(&self.work);
     }

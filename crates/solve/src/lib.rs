@@ -364,6 +364,7 @@ async fn stages(
         prepared.git_dir.clone(),
         prepared.commit.clone(),
         work.join("verify"),
+        warm_pool(&run.opts.cache_dir),
         run.opts.test_timeout,
     );
     run.start(
@@ -463,4 +464,12 @@ pub(crate) fn describe_checks(
         )
     });
     checks
+}
+
+/// The warm instances checks run on: the same pool as `ponder eval`'s, under the cache.
+pub(crate) fn warm_pool(cache_dir: &Path) -> ponder_eval::warm::WarmPool {
+    ponder_eval::warm::WarmPool::new(
+        cache_dir.join("instances"),
+        ponder_eval::warm::DEFAULT_LIMIT_BYTES,
+    )
 }

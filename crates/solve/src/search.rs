@@ -736,6 +736,7 @@ impl<'a> Checks<'a> {
             ctx.prepared.git_dir.clone(),
             ctx.prepared.commit.clone(),
             self.work.join("verify"),
+            crate::warm_pool(&ctx.opts.cache_dir),
             ctx.opts.test_timeout,
         );
         // The reproduction script, asked of the policy at the low temperature, once.
