@@ -289,7 +289,8 @@ impl EnvStore {
         if virtualenv.is_some() {
             writable.push(app_data.clone());
         }
-        let env = self.build_env(&venv, minor, &recipe.env);
+        let mut env = self.build_env(&venv, minor, &recipe.env);
+        env.extend(constraints_env(&layer_dir, recipe)?);
         let mut runner =
             StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
                 .with_readable(self.readable_paths());
@@ -528,7 +529,8 @@ impl EnvStore {
             self.pip_cache(),
             self.uv_cache(),
         ];
-        let env = self.build_env(&venv, minor, &recipe.env);
+        let mut env = self.build_env(&venv, minor, &recipe.env);
+        env.extend(constraints_env(&layer.dir, recipe)?);
         let mut runner =
             StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
                 .with_readable(self.readable_paths());
@@ -549,6 +551,25 @@ impl EnvStore {
             }),
         }
     }
+}
+
+/// `PIP_CONSTRAINT` pointing at the recipe's build constraints, written into the layer; none
+/// when the recipe has none.
+fn constraints_env(
+    layer_dir: &Path,
+    recipe: &EnvRecipe,
+) -> Result<Vec<(String, String)>, EnvError> {
+    if recipe.build_constraints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = layer_dir.join("build-constraints.txt");
+    let mut text = recipe.build_constraints.join("\n");
+    text.push('\n');
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(vec![(
+        "PIP_CONSTRAINT".to_string(),
+        path.display().to_string(),
+    )])
 }
 
 /// The recipe's install command, when it has one.
@@ -711,7 +732,13 @@ fn link_base(layer_site: &[PathBuf], base_site: &[PathBuf]) -> Result<(), EnvErr
         // A JSON string is a valid Python string literal for any path.
         let literal = serde_json::to_string(&dir.display().to_string())
             .context("cannot quote a site-packages path")?;
-        text.push_str(&format!("import site; site.addsitedir({literal})\n"));
+        // Not inside pip's isolated build environment (its `site` folder is on PYTHONPATH):
+        // there the build must see only its own build requirements, as it would in the
+        // harness's single environment. Seeing the base's setuptools made pylint's
+        // `setuptools~=62.6` build a PEP 660 editable install, which the harness's does not.
+        text.push_str(&format!(
+            "import os, site; 'pip-build-env-' in os.environ.get('PYTHONPATH', '') or site.addsitedir({literal})\n"
+        ));
     }
     let pth = target.join(BASE_PTH);
     fs::create_dir_all(target).with_context(|| format!("cannot create {}", target.display()))?;

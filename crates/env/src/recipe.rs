@@ -43,6 +43,12 @@ pub struct EnvRecipe {
     pub install: Option<String>,
     /// Variables set for every build step and in the layer's activation.
     pub env: BTreeMap<String, String>,
+    /// Constraints for a layer's installs (`PIP_CONSTRAINT`), which pip also applies to the
+    /// build requirements it installs for an isolated build, e.g. `setuptools<80` so a
+    /// project's unpinned `setuptools` build requirement gets one of its era. Not part of the
+    /// base's identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_constraints: Vec<String>,
     /// Human notes about how the recipe was made (not part of its identity).
     pub notes: Vec<String>,
 }

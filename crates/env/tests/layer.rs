@@ -501,3 +501,58 @@ fn a_legacy_editable_install_shadows_the_base_copy_of_a_namespace_package() {
         "the base's site-packages comes before the work tree"
     );
 }
+
+#[test]
+fn an_isolated_build_in_a_layer_uses_its_own_build_requirements_not_the_base() {
+    // pylint 2.15 pins `setuptools~=62.6` for its build: pip then installs the project with
+    // `setup.py develop`, which puts the work tree on sys.path. When the base's newer
+    // setuptools leaked into pip's isolated build, the install became a PEP 660 editable one
+    // (a meta-path finder, the tree not on sys.path), and pylint's own tests failed.
+    let Some(sandbox) = common::sandbox() else {
+        return;
+    };
+    let root = common::temp_dir("isolated");
+    let store = common::store(root.path(), sandbox.clone());
+    let Some(py) = common::test_python(store.interpreters()) else {
+        return;
+    };
+    let packages = ["setuptools==75.8.0", "pip<25.3"];
+    let base = base_with(&store, &py, &packages, ToolChoice::Pip);
+    let wt = root.path().join("wt");
+    std::fs::create_dir_all(wt.join("oldbuild")).unwrap();
+    std::fs::write(
+        wt.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools~=62.6\", \"wheel\"]\nbuild-backend = \"setuptools.build_meta\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        wt.join("setup.py"),
+        "from setuptools import setup\nsetup(name='oldbuild', version='1.0', packages=['oldbuild'])\n",
+    )
+    .unwrap();
+    std::fs::write(wt.join("oldbuild/__init__.py"), "").unwrap();
+    common::git_commit_all(&wt);
+    let recipe = EnvRecipe {
+        python: py.minor_string(),
+        packages: packages.iter().map(|p| p.to_string()).collect(),
+        install: Some("python -m pip install -e .".into()),
+        build_constraints: vec!["setuptools<80".into()],
+        ..EnvRecipe::default()
+    };
+    let layer = common::layer(&store, &base, &recipe, &wt, &root.path().join("layer"))
+        .unwrap_or_else(|e| panic!("layer failed: {e}"));
+    let log = std::fs::read_to_string(layer.log_path()).unwrap();
+    assert!(
+        log.contains("setup.py develop"),
+        "the build should use setuptools 62.6, which installs with setup.py develop:\n{log}"
+    );
+    let on_path = python_says(
+        &store,
+        &layer,
+        &format!(
+            "import sys; print({:?} in [p.rstrip('/') for p in sys.path])",
+            std::fs::canonicalize(&wt).unwrap().display().to_string()
+        ),
+    );
+    assert_eq!(on_path, "True", "the work tree is on sys.path, as develop puts it");
+}

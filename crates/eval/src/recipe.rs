@@ -89,6 +89,9 @@ pub fn recipe_for(
     // First, so that the repository's own requirements and the spec's pinned packages (which
     // install after) can still choose other versions.
     recipe.pip = Some(ERA_PIP.to_owned());
+    // Isolated builds install their build requirements from the registry; an unpinned
+    // setuptools gets one of the harness's era, as in the base.
+    recipe.build_constraints = ERA_BUILD_TOOLS.iter().map(|t| (*t).to_owned()).collect();
     recipe
         .requirements
         .splice(0..0, ERA_BUILD_TOOLS.iter().map(|t| (*t).to_owned()));

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 /// Bumped when a change to how tests are run changes their logs, to retire cached runs.
 /// 3: the layer's base comes after the work tree's path entries on sys.path.
-const TEST_RUN_FORMAT: u32 = 3;
+/// 4: pip's isolated builds in a layer no longer see the base (build constraints instead).
+const TEST_RUN_FORMAT: u32 = 4;
 
 /// Which patch each instance is graded with.
 #[derive(Debug, Clone)]
@@ -429,7 +430,10 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         Err(reason) => return error("stand-in internet", reason),
     };
     let key_patch = sha256_hex(patch.unwrap_or(""));
-    let setup = format!("{:?}|{:?}", recipe.pre_install, recipe.install);
+    let setup = format!(
+        "{:?}|{:?}|{:?}",
+        recipe.pre_install, recipe.install, recipe.build_constraints
+    );
     let env_key = format!("{}:{}", base.hash, sha256_hex(&setup));
     let key = TestRunKey {
         format: TEST_RUN_FORMAT,

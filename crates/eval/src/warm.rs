@@ -29,11 +29,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Bumped when what a slot holds changes, so old slots are no longer found.
-const WARM_FORMAT: u32 = 1;
+/// 2: layers hide the base from pip's isolated builds, which get the recipe's build
+/// constraints.
+const WARM_FORMAT: u32 = 2;
 /// Disk the warm instances may take when the user says nothing (`--warm-cache-gb`).
 pub const DEFAULT_LIMIT_BYTES: u64 = 20_000_000_000;
 /// Slots per key: more workers than this on one instance wait for none, they build privately.
-const MAX_SLOTS: usize = 8;
+pub const MAX_SLOTS: usize = 8;
 const META: &str = "warm.json";
 
 /// The files that decide what an install puts in place; a patch touching one of them leaves
@@ -101,14 +103,18 @@ pub struct WarmInstance {
     /// Built by this acquisition (the project was just installed at the base commit).
     pub fresh: bool,
     discard: bool,
+    /// One more slot beyond `MAX_SLOTS`, private to this use.
+    extra: bool,
     // Dropped last: the lock outlives any removal in `Drop`.
     _lock: File,
 }
 
 impl WarmInstance {
-    /// Deletes the slot when it is released instead of keeping it.
+    /// Deletes the slot when it is released instead of keeping it. Its `warm.json` goes at
+    /// once, so a run killed before the release leaves a slot that is rebuilt, not reused.
     pub fn discard(&mut self) {
         self.discard = true;
+        let _ = fs::remove_file(self.dir.join(META));
     }
 
     pub fn tree(&self) -> &Path {
@@ -120,6 +126,11 @@ impl Drop for WarmInstance {
     fn drop(&mut self) {
         if self.discard {
             let _ = clear_slot(&self.dir);
+            if self.extra {
+                // An extra slot is not found again: remove its folder and lock file too.
+                let _ = fs::remove_dir_all(&self.dir);
+                let _ = fs::remove_file(self.dir.with_extension("lock"));
+            }
         }
     }
 }
@@ -136,11 +147,12 @@ impl WarmPool {
     /// The key of a prepared state.
     pub fn key(spec: &WarmSpec<'_>) -> String {
         let text = format!(
-            "{WARM_FORMAT}\n{}\n{:?}\n{:?}\n{:?}\n{}\n{}",
+            "{WARM_FORMAT}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
             spec.base.hash,
             spec.recipe.pre_install,
             spec.recipe.install,
             spec.recipe.env,
+            spec.recipe.build_constraints,
             spec.git_dir.display(),
             spec.base_commit
         );
@@ -176,6 +188,7 @@ impl WarmPool {
                     layer,
                     fresh: false,
                     discard: false,
+                    extra: false,
                     _lock: lock,
                 },
                 None => build(&dir, envs, spec, lock)?,
@@ -195,7 +208,12 @@ impl WarmPool {
         let lock = File::create(&lock_path)
             .with_context(|| format!("cannot create {}", lock_path.display()))
             .map_err(WarmError::Io)?;
+        // Locked like any slot, so another run's eviction leaves it alone.
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))
+            .map_err(WarmError::Io)?;
         let mut instance = build(&dir, envs, spec, lock)?;
+        instance.extra = true;
         instance.discard();
         Ok(instance)
     }
@@ -295,6 +313,7 @@ fn build(
         layer,
         fresh: true,
         discard: false,
+        extra: false,
         _lock: lock,
     })
 }
