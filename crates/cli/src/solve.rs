@@ -189,7 +189,17 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
             Some(p) => p.clone(),
             None => cache_dir.join("search").join(format!(
                 "{}.json",
-                search_key(&opts, &config, &args.model.describe())
+                search_key(
+                    &opts,
+                    &config,
+                    &format!(
+                        "{}|{:?}|{:?}|verify={}",
+                        args.model.describe(),
+                        args.prm,
+                        args.orm,
+                        opts.verify
+                    ),
+                )
             )),
         };
         let result = runtime.block_on(async {
@@ -216,9 +226,12 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
                 prm: judge(&args.prm)?,
                 orm: judge(&args.orm)?,
                 tree_path: tree_path.clone(),
+                // One warm-instance slot per check; more than the pool's slots per instance
+                // would build private ones.
                 parallel_checks: std::thread::available_parallelism()
                     .map(|n| n.get())
-                    .unwrap_or(2),
+                    .unwrap_or(2)
+                    .min(ponder_eval::warm::MAX_SLOTS),
             };
             search(&opts, &options, &model, sandbox).await
         })?;

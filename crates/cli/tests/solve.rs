@@ -604,18 +604,32 @@ const PLAUSIBLE_BUT_BREAKING: &str = "<file>requests/utils.py</file>\n<original>
 const CORRECT: &str = "<file>requests/utils.py</file>\n<original>\n    if scheme is None:\n        scheme = new_scheme\n</original>\n<patched>\n    if auth:\n        netloc = '@'.join([auth, netloc])\n    if scheme is None:\n        scheme = new_scheme\n</patched>";
 
 /// The search's scripted model: samples differ by their request's seed and temperature. In
-/// stage 1 an odd seed names the wrong location, an even one the right location. A patch asked
-/// at the first sample's low temperature is the plausible one that breaks other URLs; at the
-/// higher temperature it is correct. The process reward model
+/// stage 1 the first two seeds it sees name the wrong location, later ones the right location.
+/// A patch asked at the first sample's low temperature is the plausible one that breaks other
+/// URLs; at the higher temperature it is correct. The process reward model
 /// likes the right location (0.9) and not the wrong one (0.1); the outcome reward model
 /// prefers the breaking patch (0.9 against 0.6), so only execution can tell them apart.
 /// Stage-1 replies are slower for later samples, so a run can be killed between them.
 fn scripted_model_for_search(delay_ms: u64) -> Script {
+    // Stage-1 seeds in the order first seen: the first two are the wrong understandings.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     Script::from_fn(move |body, _| {
         let seed = body["seed"].as_u64().unwrap_or(0);
         let text = body["messages"][0]["content"].as_str().unwrap_or("");
-        let odd = seed % 2 == 1;
-        let stage1_delay = std::time::Duration::from_millis(delay_ms * (seed % 1_000_003 + 1));
+        let order = {
+            let mut seen = seen.lock().unwrap();
+            let stage1 = ["rank", "locations", "analysis"].contains(&stage_of(body));
+            match seen.iter().position(|s| *s == seed) {
+                Some(i) => i,
+                None if stage1 => {
+                    seen.push(seed);
+                    seen.len() - 1
+                }
+                None => usize::MAX,
+            }
+        };
+        let odd = order < 2;
+        let stage1_delay = std::time::Duration::from_millis(delay_ms * (order as u64 % 8 + 1));
         match stage_of(body) {
             "rank" => Reply::text("<files>\nrequests/utils.py\n</files>").with_delay(stage1_delay),
             "locations" => Reply::text(format!(

@@ -74,6 +74,9 @@ struct Ctx<'a> {
     prompts: &'a Prompts,
     tree_dir: &'a Path,
     tree: Mutex<SearchTree>,
+    /// Held across serializing, writing and renaming, so saves from parallel checks never
+    /// interleave on the one temporary file.
+    save_lock: Mutex<()>,
     started: Instant,
 }
 
@@ -85,14 +88,25 @@ impl Ctx<'_> {
 
     /// Writes the tree as it is now (atomically: a reader never sees half a tree).
     fn save(&self) {
+        let _saving = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
         let text = self.with_tree(|t| serde_json::to_vec_pretty(&*t));
         if let Ok(text) = text {
-            let path = &self.search.tree_path;
-            let tmp = path.with_extension("json.tmp");
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
+            write_atomically(&self.search.tree_path, &text);
         }
+    }
+
+    /// The sample indices from stage 1 down to `node` (for seeds that do not depend on the
+    /// order in which nodes finished).
+    fn path_of(&self, node: Option<usize>) -> Vec<usize> {
+        let mut path = Vec::new();
+        let mut at = node;
+        while let Some(id) = at {
+            let n = self.node(id);
+            path.push(n.sample);
+            at = n.parent;
+        }
+        path.reverse();
+        path
     }
 
     fn progress(&self, line: &str) {
@@ -127,20 +141,27 @@ impl Ctx<'_> {
         draw: usize,
         run: impl AsyncFnOnce(&StageInput<'_>) -> (Result<T, ponder_workflow::StageError>, StageRecord),
     ) -> usize {
-        // A node the tree has is kept; one that failed (a server that was down, a reply that
-        // could not be used) is made again in its place.
-        let retry = match self.with_tree(|t| t.find(stage, parent, sample).map(|n| (n.id, n.ok())))
-        {
+        // A node the tree has is kept. One that failed (a server that was down, a reply that
+        // could not be used) is made again in its place, but only while the search has no
+        // choice yet and nothing was made from it, so a retry never changes what later stages
+        // built on.
+        let found = self.with_tree(|t| {
+            t.find(stage, parent, sample).map(|n| {
+                let leaf = !t.nodes.iter().any(|c| c.parent == Some(n.id));
+                (n.id, n.ok() || t.choice.is_some() || !leaf)
+            })
+        });
+        let retry = match found {
             Some((id, true)) => return id,
             Some((id, false)) => Some(id),
             None => None,
         };
-        let sampling = self.search.config.sampling_for(
-            self.model.sampling,
-            stage_no,
-            parent.map_or(0, |p| p + 1),
-            draw,
-        );
+        let mut path = self.path_of(parent);
+        path.push(sample);
+        let sampling = self
+            .search
+            .config
+            .sampling_for(self.model.sampling, stage_no, &path, draw);
         let model = StageModel {
             sampling,
             ..self.model.clone()
@@ -340,6 +361,7 @@ fn same_search(old: &SearchTree, new: &SearchTree) -> bool {
         && old.issue == new.issue
         && old.model == new.model
         && old.config == new.config
+        && old.reward_models == new.reward_models
 }
 
 /// Runs the search. Setup problems are `Err`; a search that ends without a patch returns
@@ -391,11 +413,29 @@ pub async fn search(
         search.config,
     );
     fresh.base_commit = Some(prepared.commit.clone());
+    fresh.reward_models = [&search.prm, &search.orm]
+        .iter()
+        .map(|m| m.as_ref().map(|m| m.client.spec().model.clone()))
+        .collect();
     let mut resumed_nodes = 0;
-    let tree = match std::fs::read_to_string(&search.tree_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<SearchTree>(&t).ok())
-    {
+    let existing = match std::fs::read_to_string(&search.tree_path) {
+        Ok(text) => match serde_json::from_str::<SearchTree>(&text) {
+            Ok(tree) => Some(tree),
+            Err(e) => {
+                let kept = search.tree_path.with_extension("json.unreadable");
+                let _ = std::fs::rename(&search.tree_path, &kept);
+                eprintln!(
+                    "warning: {} is not a search tree ponder can read ({e}); it was moved to {} \
+                     and the search starts afresh",
+                    search.tree_path.display(),
+                    kept.display()
+                );
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    let tree = match existing {
         Some(old) if same_search(&old, &fresh) => {
             resumed_nodes = old.nodes.len();
             if opts.progress {
@@ -428,6 +468,7 @@ pub async fn search(
         prompts: &prompts,
         tree_dir: &tree_dir,
         tree: Mutex::new(tree),
+        save_lock: Mutex::new(()),
         started,
     };
     ctx.save();
@@ -459,10 +500,15 @@ pub async fn search(
 
 fn write_tree(path: &Path, tree: &SearchTree) {
     if let Ok(text) = serde_json::to_vec_pretty(tree) {
-        let tmp = path.with_extension("json.tmp");
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+        write_atomically(path, &text);
+    }
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, text: &[u8]) {
+    let tmp = path.with_extension("json.tmp");
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
     }
 }
 
@@ -557,13 +603,13 @@ async fn run_strategy(
 /// each survivor, pruned again. Returns the candidates to write patches from.
 async fn dev_search_parents(ctx: &Ctx<'_>) -> Vec<usize> {
     let cfg = ctx.search.config;
-    let children = cfg.children_per_survivor();
     let us: Vec<usize> = join_all((0..cfg.budget).map(|i| ctx.understand(i, i))).await;
     let kept_u = ctx.prune(&us, "repository understanding").await;
     let ls: Vec<usize> = join_all(
         kept_u
             .iter()
-            .flat_map(|&u| (0..children).map(move |i| (u, i)))
+            .enumerate()
+            .flat_map(|(rank, &u)| (0..cfg.children_of(rank, kept_u.len())).map(move |i| (u, i)))
             .map(|(u, i)| ctx.localize(u, i, i)),
     )
     .await;
@@ -576,7 +622,7 @@ async fn dev_search_parents(ctx: &Ctx<'_>) -> Vec<usize> {
     parents
 }
 
-/// Dev-Search's patches: ceil(B / beam) from each parent, all at once; or, with the early
+/// Dev-Search's patches: the budget split among the parents, all at once; or, with the early
 /// stop, one sample per parent at a time, each round checked, until a patch passes its checks
 /// and `beam` patches make its change.
 async fn patch_rounds(
@@ -586,23 +632,33 @@ async fn patch_rounds(
     checks: &mut Checks<'_>,
 ) -> Result<Vec<usize>> {
     let cfg = ctx.search.config;
-    let children = cfg.children_per_survivor();
+    let children = |rank: usize| cfg.children_of(rank, parents.len());
+    let most = children(0);
     let early = cfg.early_stop && verifying;
     let rounds: Vec<Vec<usize>> = if early {
-        (0..children).map(|i| vec![i]).collect()
+        (0..most).map(|i| vec![i]).collect()
     } else {
-        vec![(0..children).collect()]
+        vec![(0..most).collect()]
     };
     let mut patches = Vec::new();
     for (round, samples) in rounds.iter().enumerate() {
         let made: Vec<usize> = join_all(
             parents
                 .iter()
-                .flat_map(|&p| samples.iter().map(move |&i| (p, i)))
+                .enumerate()
+                .flat_map(|(rank, &p)| {
+                    samples
+                        .iter()
+                        .filter(move |&&i| i < children(rank))
+                        .map(move |&i| (p, i))
+                })
                 .map(|(p, i)| ctx.patch(p, i, i)),
         )
         .await;
-        patches.extend(made.into_iter().filter(|&id| ctx.patch_of(id).is_some()));
+        patches.extend(
+            made.into_iter()
+                .filter(|&id| id != usize::MAX && ctx.patch_of(id).is_some()),
+        );
         if !early || round + 1 == rounds.len() {
             continue;
         }
@@ -745,7 +801,10 @@ impl<'a> Checks<'a> {
             None => {
                 ctx.progress("reproduce  writing a reproduction script");
                 let model = StageModel {
-                    sampling: ctx.search.config.sampling_for(ctx.model.sampling, 4, 0, 0),
+                    sampling: ctx
+                        .search
+                        .config
+                        .sampling_for(ctx.model.sampling, 4, &[], 0),
                     ..ctx.model.clone()
                 };
                 let (_, record) =

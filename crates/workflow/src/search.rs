@@ -5,11 +5,11 @@
 //!
 //! Budget semantics: the budget B is the number of rollouts. A strategy that samples whole
 //! rollouts (best-of-n, vote, endpoint-verify) makes B of them. Dev-Search samples B stage-1
-//! candidates, keeps the `beam` best by the process reward model, samples ceil(B / beam)
-//! stage-2 candidates from each survivor, keeps the `beam` best of those, and writes
-//! ceil(B / beam) patches from each: at most B candidates at every stage. The first sample of
-//! every stage uses the low temperature, the others the high one; every sample has its own
-//! seed, so a rerun asks the model exactly the same things.
+//! candidates, keeps the `beam` best by the process reward model, splits B among the survivors
+//! for stage-2 candidates, keeps the `beam` best of those, and splits B among them again for
+//! patches: at most B candidates at every stage. The first sample of every stage uses the low
+//! temperature, the others the high one; every sample has its own seed, derived from its path
+//! of sample indices, so a rerun asks the model exactly the same things.
 
 use crate::model::{ModelError, Sampling, StageModel};
 use crate::trajectory::StageRecord;
@@ -172,32 +172,38 @@ impl SearchConfig {
         }
     }
 
-    /// Children sampled from each survivor of a pruned stage.
-    pub fn children_per_survivor(&self) -> usize {
-        self.budget.div_ceil(self.beam.min(self.budget))
+    /// Children sampled from survivor `rank` (0-based) of `survivors`: the budget split among
+    /// them, the first `budget % survivors` getting one more, so a stage never has more than
+    /// `budget` candidates.
+    pub fn children_of(&self, rank: usize, survivors: usize) -> usize {
+        let k = survivors.max(1);
+        self.budget / k + usize::from(rank < self.budget % k)
     }
 
-    /// The sampling of sample `index` of a stage: the first at the low temperature, the others
-    /// at the high one, each with its own seed. `stage` keeps the seeds of stages apart.
+    /// The sampling of a sample: temperature by `draw` (0: the low one), and a seed that
+    /// depends only on the settings' seed, the stage and `path`, the sample indices from stage 1
+    /// down to this sample. The same search thus sends the same seeds on every run, whatever
+    /// order its samples finish in.
     pub fn sampling_for(
         &self,
         base: Sampling,
         stage: u64,
-        parent: usize,
-        index: usize,
+        path: &[usize],
+        draw: usize,
     ) -> Sampling {
         let mut s = base;
-        s.temperature = if index == 0 {
+        s.temperature = if draw == 0 {
             self.first_temperature
         } else {
             self.temperature
         };
-        s.seed = Some(
-            self.seed
-                .wrapping_add(stage.wrapping_mul(1_000_003))
-                .wrapping_add((parent as u64).wrapping_mul(1_009))
-                .wrapping_add(index as u64),
-        );
+        let mut h = splitmix64(self.seed ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for &i in path {
+            h = splitmix64(h ^ (i as u64).wrapping_add(1));
+        }
+        h = splitmix64(h ^ (draw as u64).wrapping_add(0x5151));
+        // Seeds stay within i64, which every server accepts.
+        s.seed = Some(h >> 1);
         s
     }
 }
@@ -283,6 +289,9 @@ pub struct SearchTree {
     pub base_commit: Option<String>,
     pub issue: String,
     pub model: String,
+    /// The PRM's and the ORM's model names; `None` for the policy model as judge.
+    #[serde(default)]
+    pub reward_models: Vec<Option<String>>,
     pub config: SearchConfig,
     pub nodes: Vec<SearchNode>,
     /// The reproduction script's stage, shared by every patch.
@@ -312,6 +321,7 @@ impl SearchTree {
             base_commit: None,
             issue: issue.to_owned(),
             model: model.to_owned(),
+            reward_models: vec![None, None],
             config,
             nodes: Vec::new(),
             reproduction: None,
@@ -657,15 +667,28 @@ mod tests {
             seed: 7,
             ..SearchConfig::default()
         };
-        assert_eq!(cfg.children_per_survivor(), 3);
+        // Budget 8 over 3 survivors: 3, 3 and 2 children, never more than the budget.
+        let children: Vec<usize> = (0..3).map(|r| cfg.children_of(r, 3)).collect();
+        assert_eq!(children, vec![3, 3, 2]);
+        assert_eq!(cfg.children_of(0, 1), 8);
         let base = Sampling::default();
-        let a = cfg.sampling_for(base, 1, 0, 0);
-        let b = cfg.sampling_for(base, 1, 0, 1);
-        let c = cfg.sampling_for(base, 2, 0, 0);
+        let a = cfg.sampling_for(base, 1, &[0], 0);
+        let b = cfg.sampling_for(base, 1, &[1], 1);
+        let c = cfg.sampling_for(base, 2, &[0, 0], 0);
         assert_eq!((a.temperature, b.temperature), (0.3, 0.8));
         assert_ne!(a.seed, b.seed);
         assert_ne!(a.seed, c.seed);
-        assert_eq!(a, cfg.sampling_for(base, 1, 0, 0));
+        assert_eq!(a, cfg.sampling_for(base, 1, &[0], 0));
+        // Paths that a linear formula could confuse stay apart.
+        let mut seeds = std::collections::BTreeSet::new();
+        for stage in 1..=3u64 {
+            for i in 0..20 {
+                for j in 0..20 {
+                    seeds.insert(cfg.sampling_for(base, stage, &[i, j], j).seed);
+                }
+            }
+        }
+        assert_eq!(seeds.len(), 3 * 400);
         assert!(
             SearchConfig {
                 budget: 4,
