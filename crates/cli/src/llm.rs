@@ -98,14 +98,21 @@ impl ModelArgs {
         )
     }
 
-    /// A client for another role of the configuration (a reward model), with this command's
-    /// cache and limits; --base-url and --model apply to the main role only.
-    pub(crate) fn client_for_role(
+    /// A client for a reward model named on the command line, with this command's cache and
+    /// limits: a model role of the configuration when `name` is one, otherwise a model of
+    /// that name served where the main model is (its endpoints, --base-url included).
+    pub(crate) fn client_for_judge(
         &self,
-        role: &str,
+        name: &str,
         cache_root: &Path,
     ) -> Result<(LlmClient, RunBudget)> {
-        self.client_with(role, None, None, cache_root)
+        let env = EnvVars::from_process();
+        let config = LlmConfig::load(self.config.as_deref(), &env)?;
+        if config.models.contains_key(name) {
+            self.client_with(name, None, None, cache_root)
+        } else {
+            self.client_with(&self.role, self.base_url.as_deref(), Some(name), cache_root)
+        }
     }
 
     /// What names the main model on the command line, for keys that must change with it.

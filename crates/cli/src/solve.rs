@@ -76,13 +76,13 @@ pub struct SolveArgs {
     /// Candidates kept at each pruned stage of dev-search.
     #[arg(long, default_value_t = 2)]
     beam: usize,
-    /// The process reward model: a model role of the configuration [default: the policy model
-    /// as a prompted judge].
-    #[arg(long, value_name = "ROLE")]
+    /// The process reward model: a model role of the configuration, or a model name served
+    /// where the policy model is [default: the policy model as a prompted judge].
+    #[arg(long, value_name = "MODEL")]
     prm: Option<String>,
-    /// The outcome reward model: a model role of the configuration [default: the policy model
-    /// as a prompted judge].
-    #[arg(long, value_name = "ROLE")]
+    /// The outcome reward model: a model role of the configuration, or a model name served
+    /// where the policy model is [default: the policy model as a prompted judge].
+    #[arg(long, value_name = "MODEL")]
     orm: Option<String>,
     /// Do not prune by the process reward model (keep the first candidates).
     #[arg(long)]
@@ -212,7 +212,7 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
             let judge = |role: &Option<String>| -> Result<Option<StageModel>> {
                 role.as_deref()
                     .map(|role| {
-                        let (client, _) = args.model.client_for_role(role, cache_dir)?;
+                        let (client, _) = args.model.client_for_judge(role, cache_dir)?;
                         Ok(StageModel {
                             client: Arc::new(client),
                             budget: model.budget.clone(),

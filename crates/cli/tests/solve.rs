@@ -726,16 +726,28 @@ fn scripted_model_dev_search_prunes_by_prm_and_execution_beats_the_orm() {
     let tree_path = tmp.path().join("tree.json");
     let out = tmp.path().join("fix.diff");
     let url = server.base_url();
-    let args = search_args(
+    let mut args = search_args(
         &url,
         tree_path.to_str().unwrap(),
         out.to_str().unwrap(),
         "dev-search",
     );
+    // A dedicated process reward model, by name, served where the policy is.
+    args.extend(["--prm".to_owned(), "judge-model".to_owned()]);
     let (code, _, err) = run_owned(&args);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("verified: every check passed"), "{err}");
+    // Identical candidates are scored once: the two wrong understandings, the two right ones,
+    // and the four (identical) localizations make three PRM calls, all to the named model.
+    let prm_calls: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|b| stage_of(b) == "prm")
+        .collect();
+    assert_eq!(prm_calls.len(), 3, "{prm_calls:?}");
+    assert!(prm_calls.iter().all(|b| b["model"] == "judge-model"));
     let tree = read_tree(&tree_path);
+    assert_eq!(tree["reward_models"][0], "judge-model");
     let schema = serde_json::to_value(ponder_workflow::search_schema()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     assert!(validator.is_valid(&tree), "{:?}", validator.validate(&tree));

@@ -554,5 +554,8 @@ fn an_isolated_build_in_a_layer_uses_its_own_build_requirements_not_the_base() {
             std::fs::canonicalize(&wt).unwrap().display().to_string()
         ),
     );
-    assert_eq!(on_path, "True", "the work tree is on sys.path, as develop puts it");
+    assert_eq!(
+        on_path, "True",
+        "the work tree is on sys.path, as develop puts it"
+    );
 }

@@ -23,9 +23,9 @@ use ponder_sandbox::Sandbox;
 use ponder_workflow::locations::CodeSpan;
 use ponder_workflow::search::{Evidence, SEARCH_SCHEMA_VERSION};
 use ponder_workflow::{
-    Localization, PatchCandidate, Prompts, Regression, SearchConfig, SearchNode, SearchTree,
-    StageInput, StageModel, StageRecord, Strategy, Understanding, Verification, choose, judge,
-    keep_best,
+    Localization, PatchCandidate, Prompts, Regression, RewardScore, SearchConfig, SearchNode,
+    SearchTree, StageInput, StageModel, StageRecord, Strategy, Understanding, Verification, choose,
+    judge, keep_best,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -285,25 +285,52 @@ impl Ctx<'_> {
             .collect();
         if cfg.signals.prm {
             let prm = self.search.prm.as_ref().unwrap_or(self.model);
-            join_all(ok.iter().map(|&id| async move {
-                if self.node(id).prm.is_some() {
-                    return;
-                }
+            // Candidates the PRM would see the same way are scored once.
+            let mut by_prompt: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for &id in &ok {
                 let Some((code, explanation)) = self.prm_view(id) else {
-                    return;
+                    continue;
                 };
                 let prompt = self.prompts.render(
                     "prm",
                     json!({"repo": self.prepared.name, "issue": self.prepared.issue, "step": step,
                            "code": code, "explanation": explanation}),
                 );
-                let Ok(prompt) = prompt else {
-                    return;
+                if let Ok(prompt) = prompt {
+                    by_prompt.entry(prompt).or_default().push(id);
+                }
+            }
+            join_all(by_prompt.into_iter().map(|(prompt, ids)| async move {
+                let done = ids.iter().find_map(|&id| self.node(id).prm);
+                let fresh = done.is_none();
+                let score = match done {
+                    Some(score) => Ok(score),
+                    None => judge(prm, prompt).await,
                 };
-                match judge(prm, prompt).await {
+                let id = ids[0];
+                match score {
                     Ok(score) => {
-                        self.progress(&format!("prm        node {id}: p(yes) {:.3}", score.p_yes));
-                        self.with_tree(|t| t.node_mut(id).prm = Some(score));
+                        self.progress(&format!(
+                            "prm        node {id}{}: p(yes) {:.3}",
+                            if ids.len() > 1 {
+                                format!(" (and {} identical)", ids.len() - 1)
+                            } else {
+                                String::new()
+                            },
+                            score.p_yes
+                        ));
+                        self.with_tree(|t| {
+                            for (i, &id) in ids.iter().enumerate() {
+                                let node = t.node_mut(id);
+                                if node.prm.is_none() {
+                                    node.prm = Some(if i == 0 && fresh {
+                                        score.clone()
+                                    } else {
+                                        shared(&score)
+                                    });
+                                }
+                            }
+                        });
                         self.save();
                     }
                     Err(e) => self.progress(&format!(
@@ -346,6 +373,15 @@ impl Ctx<'_> {
             }
             _ => None,
         }
+    }
+}
+
+/// A score given to a candidate identical to one already scored: the same verdict, with no
+/// tokens of its own (the call's are counted once, on the first).
+fn shared(score: &RewardScore) -> RewardScore {
+    RewardScore {
+        usage: Default::default(),
+        ..score.clone()
     }
 }
 
@@ -979,8 +1015,12 @@ async fn score_outcomes(ctx: &Ctx<'_>, patches: &[usize]) {
                     lead.id, score.p_yes
                 ));
                 ctx.with_tree(|t| {
-                    for &id in &ids {
-                        t.node_mut(id).orm = Some(score.clone());
+                    for (i, &id) in ids.iter().enumerate() {
+                        t.node_mut(id).orm = Some(if i == 0 {
+                            score.clone()
+                        } else {
+                            shared(&score)
+                        });
                     }
                 });
                 ctx.save();
