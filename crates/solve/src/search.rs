@@ -376,6 +376,19 @@ impl Ctx<'_> {
     }
 }
 
+/// The patches grouped by the change they make (a patch without a normalized hash is alone).
+fn by_change(ctx: &Ctx<'_>, patches: &[usize]) -> BTreeMap<String, Vec<usize>> {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &id in patches {
+        let n = ctx.node(id);
+        groups
+            .entry(n.normalized.unwrap_or_else(|| format!("node-{id}")))
+            .or_default()
+            .push(id);
+    }
+    groups
+}
+
 /// A score given to a candidate identical to one already scored: the same verdict, with no
 /// tokens of its own (the call's are counted once, on the first).
 fn shared(score: &RewardScore) -> RewardScore {
@@ -890,14 +903,7 @@ impl<'a> Checks<'a> {
         let Some(executor) = &ready.executor else {
             return Ok(());
         };
-        let mut by_change: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for &id in patches {
-            let n = ctx.node(id);
-            by_change
-                .entry(n.normalized.unwrap_or_else(|| format!("node-{id}")))
-                .or_default()
-                .push(id);
-        }
+        let by_change = by_change(ctx, patches);
         // A change checked before gives its result to patches that make it too.
         let mut todo = Vec::new();
         for ids in by_change.into_values() {
@@ -962,14 +968,7 @@ impl<'a> Checks<'a> {
 /// Scores every patch with the outcome reward model, once per distinct change.
 async fn score_outcomes(ctx: &Ctx<'_>, patches: &[usize]) {
     let orm = ctx.search.orm.as_ref().unwrap_or(ctx.model);
-    let mut by_change: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for &id in patches {
-        let n = ctx.node(id);
-        by_change
-            .entry(n.normalized.unwrap_or_else(|| format!("node-{id}")))
-            .or_default()
-            .push(id);
-    }
+    let by_change = by_change(ctx, patches);
     join_all(by_change.into_values().map(|ids| async move {
         if ids.iter().all(|&id| ctx.node(id).orm.is_some()) {
             return;
