@@ -105,7 +105,8 @@ fn probe_row(id: &str, test_body: &str) -> Value {
 fn gold_resolves_empty_does_not_and_rerun_is_free() {
     require_prerequisites!();
     let tmp = tempfile::tempdir().unwrap();
-    let dataset = root().join("examples/tasks/tasks.jsonl");
+    // The bundled example's first task alone.
+    let dataset = write_dataset(tmp.path(), &[example_row()]);
     let id = "psf__requests-2.27.1-proxy-auth";
 
     let gold = tmp.path().join("gold");
