@@ -232,6 +232,8 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
                     .map(|n| n.get())
                     .unwrap_or(2)
                     .min(ponder_eval::warm::MAX_SLOTS),
+                source: None,
+                shared: None,
             };
             search(&opts, &options, &model, sandbox).await
         })?;
@@ -343,7 +345,7 @@ fn search_key(opts: &SolveOptions, config: &SearchConfig, model: &str) -> String
 }
 
 /// The `[stages]` and `[sampling]` sections of the configuration file, defaults where absent.
-fn workflow_settings(file: Option<&Path>) -> Result<(StageLimits, Sampling)> {
+pub(crate) fn workflow_settings(file: Option<&Path>) -> Result<(StageLimits, Sampling)> {
     let Some(path) = file else {
         return Ok((StageLimits::default(), Sampling::default()));
     };

@@ -161,6 +161,8 @@ fn run(
         orm: None,
         tree_path: tree.path().to_path_buf(),
         parallel_checks: 2,
+        source: None,
+        shared: None,
     };
     let opts = solve_options(cache, verify);
     let sandbox = Sandbox::detect(AllowUnconfined::No).expect("a sandbox");

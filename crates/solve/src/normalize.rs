@@ -39,8 +39,9 @@ pub fn normalized_change(tree: &Path, diff: &str) -> String {
     }
 }
 
-/// The touched files' contents after the patch (None: deleted), sorted by path.
-fn applied_files(tree: &Path, diff: &str) -> Option<Vec<(String, Option<String>)>> {
+/// The touched files' contents after the patch (None: deleted), sorted by path; None when the
+/// patch does not apply to `tree`.
+pub fn applied_files(tree: &Path, diff: &str) -> Option<Vec<(String, Option<String>)>> {
     let mut paths: Vec<String> = Vec::new();
     for line in diff.lines() {
         for (prefix, strip) in [("--- a/", 6), ("+++ b/", 6)] {

@@ -30,8 +30,34 @@ use ponder_workflow::{
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// Where candidates come from when not from the policy model: `ponder bench --policy sim`'s
+/// simulated policy. With a source, the search asks it for every stage candidate, reward
+/// score and reproduction script, and never calls the model; everything else (pruning, checks
+/// run for real, the choice, the tree) is the same. Every method is deterministic in its
+/// arguments, so a rerun makes the same candidates.
+pub trait CandidateSource: Send + Sync {
+    /// The name written in the tree where the model's name would be.
+    fn name(&self) -> String;
+    /// A stage 1 candidate: the record, its output an `Understanding` (or a failure).
+    fn understand(&self, index: &CodeIndex, seed: u64) -> StageRecord;
+    /// A stage 2 candidate from an understanding: its output a `Localization`.
+    fn localize(&self, index: &CodeIndex, parent: &Understanding, seed: u64) -> StageRecord;
+    /// A patch for `code` in `tree` (the original checkout): its output a `PatchCandidate`.
+    fn patch(&self, tree: &Path, code: &[CodeSpan], seed: u64) -> StageRecord;
+    /// The process reward of a stage 1 or 2 candidate's code.
+    fn prm(&self, code: &[CodeSpan], seed: u64) -> RewardScore;
+    /// The outcome reward of a patch.
+    fn orm(&self, tree: &Path, diff: &str, seed: u64) -> RewardScore;
+    /// A reproduction script for the original checkout `tree` (None: it writes none).
+    fn reproduction(&self, tree: &Path, seed: u64) -> Option<String>;
+    /// What one of its scripts' output says: Some(true) the issue is resolved, Some(false)
+    /// it is reproduced, None: not its script's output. The verdict is added to the output
+    /// as the words a model's script would print.
+    fn script_verdict(&self, output: &str) -> Option<bool>;
+}
 
 /// The search's own settings, beside the solve's.
 #[derive(Clone)]
@@ -45,6 +71,26 @@ pub struct SearchOptions {
     pub tree_path: PathBuf,
     /// Patches checked at once.
     pub parallel_checks: usize,
+    /// Candidates from this source instead of the model (see [`CandidateSource`]).
+    pub source: Option<Arc<dyn CandidateSource>>,
+    /// Checks shared with other searches of the same target and policy (see
+    /// [`SharedChecks`]).
+    pub shared: Option<Arc<SharedChecks>>,
+}
+
+/// Checks shared by several searches of one target with the same policy and seed, such as
+/// `ponder bench`'s budgets: the reproduction script (the same request, hence the same
+/// script), regression baselines by their test files, and each normalized change's
+/// verification under a given script and baseline. Nothing is shared across targets.
+#[derive(Default)]
+pub struct SharedChecks {
+    reproduction: Mutex<Option<StageRecord>>,
+    baselines: Mutex<BTreeMap<Vec<String>, Regression>>,
+    verified: Mutex<BTreeMap<(String, String), Verification>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a search returns.
@@ -132,14 +178,14 @@ impl Ctx<'_> {
 
     /// Sample `sample` of `stage` from `parent`, made by `run` unless the tree has it already.
     /// `draw` decides the temperature (0: the low one) and, with the stage, the seed.
-    async fn sample<T: serde::Serialize>(
+    async fn sample(
         &self,
         stage: &str,
         stage_no: u64,
         parent: Option<usize>,
         sample: usize,
         draw: usize,
-        run: impl AsyncFnOnce(&StageInput<'_>) -> (Result<T, ponder_workflow::StageError>, StageRecord),
+        run: impl AsyncFnOnce(&StageInput<'_>, u64) -> StageRecord,
     ) -> usize {
         // A node the tree has is kept. One that failed (a server that was down, a reply that
         // could not be used) is made again in its place, but only while the search has no
@@ -166,7 +212,7 @@ impl Ctx<'_> {
             sampling,
             ..self.model.clone()
         };
-        let (_, record) = run(&self.input(&model)).await;
+        let record = run(&self.input(&model), sampling.seed.unwrap_or(0)).await;
         let failure = record.failure.clone();
         let node = SearchNode {
             id: 0,
@@ -200,9 +246,17 @@ impl Ctx<'_> {
 
     /// Stage 1 candidate `i`.
     async fn understand(&self, sample: usize, draw: usize) -> usize {
-        self.sample(UNDERSTAND, 1, None, sample, draw, async |input| {
-            ponder_workflow::understand(input).await
-        })
+        self.sample(
+            UNDERSTAND,
+            1,
+            None,
+            sample,
+            draw,
+            async |input, seed| match &self.search.source {
+                Some(source) => source.understand(self.index, seed),
+                None => ponder_workflow::understand(input).await.1,
+            },
+        )
         .await
     }
 
@@ -211,9 +265,17 @@ impl Ctx<'_> {
         let Some(u) = self.understanding(parent) else {
             return usize::MAX;
         };
-        self.sample(LOCALIZE, 2, Some(parent), sample, draw, async |input| {
-            ponder_workflow::localize(input, &u).await
-        })
+        self.sample(
+            LOCALIZE,
+            2,
+            Some(parent),
+            sample,
+            draw,
+            async |input, seed| match &self.search.source {
+                Some(source) => source.localize(self.index, &u, seed),
+                None => ponder_workflow::localize(input, &u).await.1,
+            },
+        )
         .await
     }
 
@@ -224,10 +286,15 @@ impl Ctx<'_> {
             return usize::MAX;
         };
         let tree = self.prepared_tree();
-        self.sample(PATCH, 3, Some(parent), sample, draw, async |input| {
+        self.sample(PATCH, 3, Some(parent), sample, draw, async |input, seed| {
+            if let Some(source) = &self.search.source {
+                return source.patch(&tree, &code, seed);
+            }
             let read = |p: &str| std::fs::read_to_string(tree.join(p)).ok();
             let analysis = (!analysis.is_empty()).then_some(analysis.as_str());
-            ponder_workflow::write_patch(input, &code, analysis, read).await
+            ponder_workflow::write_patch(input, &code, analysis, read)
+                .await
+                .1
         })
         .await
     }
@@ -303,9 +370,14 @@ impl Ctx<'_> {
             join_all(by_prompt.into_iter().map(|(prompt, ids)| async move {
                 let done = ids.iter().find_map(|&id| self.node(id).prm);
                 let fresh = done.is_none();
-                let score = match done {
-                    Some(score) => Ok(score),
-                    None => judge(prm, prompt).await,
+                let score = match (done, &self.search.source) {
+                    (Some(score), _) => Ok(score),
+                    (None, Some(source)) => {
+                        let lead = self.node(ids[0]);
+                        let code = self.prm_view(lead.id).map(|(c, _)| c).unwrap_or_default();
+                        Ok(source.prm(&code, lead.seed.unwrap_or(0)))
+                    }
+                    (None, None) => judge(prm, prompt).await,
                 };
                 let id = ids[0];
                 match score {
@@ -455,12 +527,11 @@ pub async fn search(
     )?;
     let prompts = Prompts::new();
 
-    let mut fresh = SearchTree::new(
-        &prepared.name,
-        &prepared.issue,
-        &model.client.spec().model,
-        search.config,
-    );
+    let model_name = match &search.source {
+        Some(source) => source.name(),
+        None => model.client.spec().model.clone(),
+    };
+    let mut fresh = SearchTree::new(&prepared.name, &prepared.issue, &model_name, search.config);
     fresh.base_commit = Some(prepared.commit.clone());
     fresh.reward_models = [&search.prm, &search.orm]
         .iter()
@@ -845,8 +916,14 @@ impl<'a> Checks<'a> {
             ctx.opts.test_timeout,
         );
         // The reproduction script, asked of the policy at the low temperature, once.
-        let reproduction = match ctx.with_tree(|t| t.reproduction.clone()) {
-            Some(record) => record,
+        let shared = ctx.search.shared.as_deref();
+        let known = ctx
+            .with_tree(|t| t.reproduction.clone())
+            .or_else(|| shared.and_then(|s| locked(&s.reproduction).clone()));
+        let reproduction = match known {
+            Some(record) => {
+                ctx.with_tree(|t| t.reproduction.get_or_insert_with(|| record.clone()).clone())
+            }
             None => {
                 ctx.progress("reproduce  writing a reproduction script");
                 let model = StageModel {
@@ -856,9 +933,24 @@ impl<'a> Checks<'a> {
                         .sampling_for(ctx.model.sampling, 4, &[], 0),
                     ..ctx.model.clone()
                 };
-                let (_, record) =
-                    ponder_workflow::write_reproduction(&ctx.input(&model), &executor).await;
+                let judged = Judged::new(&executor, ctx);
+                let record = match &ctx.search.source {
+                    Some(source) => source_reproduction(
+                        source.as_ref(),
+                        ctx.tree_dir,
+                        model.sampling.seed.unwrap_or(0),
+                        &judged,
+                    ),
+                    None => {
+                        ponder_workflow::write_reproduction(&ctx.input(&model), &judged)
+                            .await
+                            .1
+                    }
+                };
                 ctx.with_tree(|t| t.reproduction = Some(record.clone()));
+                if let Some(s) = shared {
+                    *locked(&s.reproduction) = Some(record.clone());
+                }
                 ctx.save();
                 record
             }
@@ -878,12 +970,23 @@ impl<'a> Checks<'a> {
                     .collect();
                 files.sort();
                 files.dedup();
-                ctx.progress("regression running the tests near the changed files");
-                let r = ponder_workflow::regression_baseline(
-                    &executor,
-                    ponder_workflow::regression_files(ctx.index, &files, 5),
-                )
-                .unwrap_or_default();
+                let files = ponder_workflow::regression_files(ctx.index, &files, 5);
+                let known = shared.and_then(|s| locked(&s.baselines).get(&files).cloned());
+                let r = match known {
+                    Some(r) => r,
+                    None => {
+                        ctx.progress("regression running the tests near the changed files");
+                        let r = ponder_workflow::regression_baseline(
+                            &Judged::new(&executor, ctx),
+                            files.clone(),
+                        )
+                        .unwrap_or_default();
+                        if let Some(s) = shared {
+                            locked(&s.baselines).insert(files, r.clone());
+                        }
+                        r
+                    }
+                };
                 ctx.with_tree(|t| t.regression = Some(r.clone()));
                 ctx.save();
                 r
@@ -904,10 +1007,29 @@ impl<'a> Checks<'a> {
             return Ok(());
         };
         let by_change = by_change(ctx, patches);
+        // What a verification depends on besides the change: the script and the baseline.
+        let context = ponder_eval::cache::sha256_hex(
+            &serde_json::to_string(&(
+                ready.repro.as_ref().map(|r| &r.script),
+                &ready.regression.files,
+                &ready.regression.passing,
+            ))
+            .unwrap_or_default(),
+        );
+        let shared = ctx.search.shared.as_deref();
+        let key = |id: usize| (ctx.node(id).normalized.unwrap_or_default(), context.clone());
         // A change checked before gives its result to patches that make it too.
         let mut todo = Vec::new();
         for ids in by_change.into_values() {
-            let done = ids.iter().find_map(|&id| ctx.node(id).verification);
+            let done = ids
+                .iter()
+                .find_map(|&id| ctx.node(id).verification)
+                .or_else(|| {
+                    shared.and_then(|s| {
+                        ctx.node(ids[0]).normalized.as_ref()?;
+                        locked(&s.verified).get(&key(ids[0])).cloned()
+                    })
+                });
             match done {
                 Some(v) => ctx.with_tree(|t| {
                     for &id in &ids {
@@ -932,7 +1054,8 @@ impl<'a> Checks<'a> {
                         let Some((lead, ids, diff)) = next else {
                             break;
                         };
-                        let v = ponder_workflow::verify_patch(executor, &diff, repro, regression)
+                        let judged = Judged::new(executor, ctx);
+                        let v = ponder_workflow::verify_patch(&judged, &diff, repro, regression)
                             .unwrap_or_else(|e| Verification {
                                 failure: Some(e),
                                 ..Verification::default()
@@ -950,6 +1073,11 @@ impl<'a> Checks<'a> {
                                 v.failure.as_deref().map(first_line).unwrap_or_default()
                             }
                         ));
+                        if let Some(s) = shared
+                            && ctx.node(lead).normalized.is_some()
+                        {
+                            locked(&s.verified).insert(key(lead), v.clone());
+                        }
                         ctx.with_tree(|t| {
                             for &id in &ids {
                                 t.node_mut(id).verification = Some(v.clone());
@@ -963,6 +1091,82 @@ impl<'a> Checks<'a> {
         ctx.save();
         Ok(())
     }
+}
+
+/// The executor the checks use: the environment's, with a candidate source's verdict added
+/// to the output of that source's scripts.
+struct Judged<'a> {
+    inner: &'a EnvExecutor,
+    source: Option<&'a dyn CandidateSource>,
+}
+
+impl<'a> Judged<'a> {
+    fn new(inner: &'a EnvExecutor, ctx: &'a Ctx<'_>) -> Judged<'a> {
+        Judged {
+            inner,
+            source: ctx.search.source.as_deref(),
+        }
+    }
+}
+
+impl ponder_workflow::Executor for Judged<'_> {
+    fn run_script(
+        &self,
+        patch: Option<&str>,
+        script: &str,
+    ) -> Result<ponder_workflow::ExecRun, String> {
+        let mut run = self.inner.run_script(patch, script)?;
+        if let Some(verdict) = self.source.and_then(|s| s.script_verdict(&run.output)) {
+            run.output.push_str(if verdict {
+                "\nIssue resolved\n"
+            } else {
+                "\nIssue reproduced\n"
+            });
+        }
+        Ok(run)
+    }
+
+    fn run_tests(
+        &self,
+        patch: Option<&str>,
+        files: &[String],
+    ) -> Result<(BTreeMap<String, String>, ponder_workflow::ExecRun), String> {
+        self.inner.run_tests(patch, files)
+    }
+}
+
+/// Stage 4a from a candidate source: its script, kept if it reproduces on the original code.
+fn source_reproduction(
+    source: &dyn CandidateSource,
+    tree: &Path,
+    seed: u64,
+    executor: &dyn ponder_workflow::Executor,
+) -> StageRecord {
+    let started = Instant::now();
+    let mut record = StageRecord::new("reproduce");
+    let outcome = match source.reproduction(tree, seed) {
+        None => Err("the policy wrote no reproduction script".to_owned()),
+        Some(script) => match executor.run_script(None, &script) {
+            Ok(run) if run.output.contains("Issue reproduced") => {
+                Ok(ponder_workflow::Reproduction {
+                    script,
+                    original: run,
+                })
+            }
+            Ok(run) => Err(format!(
+                "on the original code the script did not print \"Issue reproduced\" (exit \
+                 code {:?})",
+                run.exit_code
+            )),
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(r) => record.output = serde_json::to_value(r).unwrap_or_default(),
+        Err(e) => record.failure = Some(e),
+    }
+    record.seconds = started.elapsed().as_secs_f64();
+    record
 }
 
 /// Scores every patch with the outcome reward model, once per distinct change.
@@ -1007,7 +1211,11 @@ async fn score_outcomes(ctx: &Ctx<'_>, patches: &[usize]) {
         ) else {
             return;
         };
-        match judge(orm, prompt).await {
+        let score = match &ctx.search.source {
+            Some(source) => Ok(source.orm(ctx.tree_dir, &patch.diff, lead.seed.unwrap_or(0))),
+            None => judge(orm, prompt).await,
+        };
+        match score {
             Ok(score) => {
                 ctx.progress(&format!(
                     "orm        node {}: p(yes) {:.3}",
