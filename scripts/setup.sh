@@ -7,6 +7,7 @@
 #     image comparisons
 #   - iproute2 and util-linux's setpriv: the stand-in internet some test suites call (requests'
 #     httpbin.org) is set up inside the sandbox's own network namespace
+#   - chromium (headless): the test that renders `ponder report`'s HTML page in a real browser
 #   - a Rust toolchain is expected (cargo on PATH)
 # Python interpreters are discovered (pyenv folders, PATH, PONDER_PYTHONS); uv is installed by
 # ponder itself from PyPI into its cache on first use.
@@ -19,6 +20,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v patch >/dev/null 2>&1 || need+=(patch)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# For the report's rendering test (crates/bench/tests/report.rs), which skips without it.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 for pkg in pkg-config libfreetype-dev libqhull-dev ghostscript; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -1,6 +1,7 @@
 //! The `ponder` command line: parses arguments, builds the options of the library crates, and
 //! turns their results into terminal output and an exit code. No logic of its own lives here.
 
+mod bench;
 mod code;
 mod llm;
 mod solve;
@@ -42,6 +43,16 @@ enum Command {
     },
     /// Grade patches on SWE-bench-style instances, as the official harness grades them.
     Eval(EvalArgs),
+    /// Run strategies at several budgets over a dataset, grade them, and report the scaling
+    /// curves (`--policy sim` studies search without a model).
+    Bench {
+        #[command(flatten)]
+        args: Box<bench::BenchArgs>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Write and print the report of a `ponder bench` run directory (JSON, table, HTML).
+    Report(bench::ReportArgs),
     /// Build, list or remove the cached Python environments.
     Env {
         #[command(subcommand)]
@@ -234,6 +245,10 @@ fn main() -> ExitCode {
             sandbox(&common).and_then(|s| solve::run(*args, &common.cache_dir, s))
         }
         Command::Eval(args) => eval(args),
+        Command::Bench { args, common } => {
+            sandbox(&common).and_then(|s| bench::run(*args, &common.cache_dir, s))
+        }
+        Command::Report(args) => bench::run_report(args),
         Command::Env { command } => env(command),
         Command::Code { command, cache_dir } => code::run(command, &cache_dir),
         Command::Llm { command, cache_dir } => llm::run(command, &cache_dir),
