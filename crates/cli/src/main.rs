@@ -9,7 +9,7 @@ mod solve;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ponder_env::EnvStore;
-use ponder_eval::{EvalOptions, PatchMode, run_eval};
+use ponder_eval::{EvalOptions, PatchMode, run_eval_with};
 use ponder_repo::{RepoSource, RepoStore};
 use ponder_sandbox::{AllowUnconfined, Sandbox};
 use ponder_swebench::dataset::{Dataset, Selection};
@@ -165,6 +165,11 @@ struct EvalArgs {
     /// Disk the warm instances may take, in GB; the least recently used go first.
     #[arg(long, value_name = "GB", default_value_t = 20.0)]
     warm_cache_gb: f64,
+    /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), in the base
+    /// environments and in each instance's install; 2024-11-01 matches the harness's images.
+    /// Specs with a date of their own keep it. Off by default.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    resolve_before: Option<String>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -181,6 +186,10 @@ enum EnvCommand {
         /// Rebuild even if built (or failed) before.
         #[arg(long)]
         force: bool,
+        /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), as
+        /// `ponder eval --resolve-before` does (use the same date to build its environments).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        resolve_before: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -200,6 +209,11 @@ enum EnvCommand {
         #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache())]
         cache_dir: PathBuf,
     },
+}
+
+/// A `--resolve-before` date.
+fn parse_date(text: &str) -> Result<String, String> {
+    ponder_env::check_date(text).map(|()| text.trim().to_owned())
 }
 
 fn default_cache() -> PathBuf {
@@ -304,7 +318,10 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         test_network: args.network,
         show_progress: !args.quiet,
     };
-    let summary = run_eval(&opts, sandbox(&args.common)?)?;
+    let defaults = ponder_eval::RecipeDefaults {
+        resolve_before: args.resolve_before.clone(),
+    };
+    let summary = run_eval_with(&opts, &defaults, sandbox(&args.common)?)?;
     for id in &summary.unknown_ids {
         eprintln!("warning: {id} is not in {}", opts.dataset.display());
     }
@@ -373,8 +390,10 @@ fn env(command: EnvCommand) -> Result<ExitCode> {
         EnvCommand::Build {
             select,
             force,
+            resolve_before,
             common,
         } => {
+            let defaults = ponder_eval::RecipeDefaults { resolve_before };
             let mut dataset = Dataset::load(&select.dataset)?;
             dataset.select(&select.selection()?);
             let specs_path = select
@@ -400,7 +419,8 @@ fn env(command: EnvCommand) -> Result<ExitCode> {
                     let source = ponder_eval::runner::source_for(default_source.as_ref(), inst)?;
                     let git_dir = repos.resolve(&source, &inst.repo)?;
                     repos.ensure_commit(&source, &git_dir, inst.env_commit())?;
-                    let recipe = ponder_eval::recipe::recipe_for(inst, spec, &git_dir)?;
+                    let mut recipe = ponder_eval::recipe::recipe_for(inst, spec, &git_dir)?;
+                    defaults.apply(&mut recipe);
                     let opts = ponder_env::BuildOptions {
                         force,
                         needed_by: Some(label.clone()),

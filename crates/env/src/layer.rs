@@ -32,6 +32,7 @@ use ponder_sandbox::{CommandSpec, Outcome, Policy, Sandbox, SandboxError};
 use serde::{Deserialize, Serialize};
 
 use crate::EnvError;
+use crate::dated_index::DatedIndex;
 use crate::recipe::{EnvRecipe, classify_command, simple_commands};
 use crate::run::{StepFailure, StepRunner, path_with};
 use crate::standin;
@@ -47,6 +48,10 @@ use crate::tools::{Tool, ToolChoice};
 /// (where installing the project removes a PyPI copy of it). Namespace packages depend on it:
 /// matplotlib 3.3's `mpl_toolkits` came from the base's PyPI matplotlib when the base came first.
 pub const BASE_PTH: &str = "zzz_ponder_base.pth";
+/// How a layer of a recipe with `resolve_before` resolves as of the date; callers that key
+/// prepared layers by their recipe add it to the key of dated recipes, so layers made another
+/// way are not reused. 1: pip through the dated index, uv with `UV_EXCLUDE_NEWER`.
+pub const DATED_LAYERS: u32 = 1;
 /// The layer's record, next to its venv.
 pub const LAYER_RECORD: &str = "ponder-layer.json";
 
@@ -291,6 +296,10 @@ impl EnvStore {
         }
         let mut env = self.build_env(&venv, minor, &recipe.env);
         env.extend(constraints_env(&layer_dir, recipe)?);
+        let dated = dated_index_for(recipe)?;
+        if let Some((index, date)) = dated {
+            env.extend(dated_env(index, date));
+        }
         let mut runner =
             StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
                 .with_readable(self.readable_paths());
@@ -301,6 +310,9 @@ impl EnvStore {
             python_version,
             worktree.display()
         ));
+        if let Some((index, date)) = dated {
+            note_dated(&mut runner, index, date);
+        }
 
         let mut record = LayerRecord {
             base_hash: base.hash.clone(),
@@ -531,9 +543,16 @@ impl EnvStore {
         ];
         let mut env = self.build_env(&venv, minor, &recipe.env);
         env.extend(constraints_env(&layer.dir, recipe)?);
+        let dated = dated_index_for(recipe)?;
+        if let Some((index, date)) = dated {
+            env.extend(dated_env(index, date));
+        }
         let mut runner =
             StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
                 .with_readable(self.readable_paths());
+        if let Some((index, date)) = dated {
+            note_dated(&mut runner, index, date);
+        }
         let (command, result) = run_install(
             &mut runner,
             install,
@@ -570,6 +589,41 @@ fn constraints_env(
         "PIP_CONSTRAINT".to_string(),
         path.display().to_string(),
     )])
+}
+
+/// The dated index and the date a layer of `recipe` resolves as of, when it has one.
+fn dated_index_for(recipe: &EnvRecipe) -> Result<Option<(&'static DatedIndex, &str)>, EnvError> {
+    match recipe.resolve_before.as_deref().map(str::trim) {
+        Some(date) => {
+            crate::recipe::check_date(date).map_err(EnvError::InvalidRecipe)?;
+            Ok(Some((DatedIndex::shared()?, date)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What a layer's steps resolve as of `date` with: pip through the dated index, uv with
+/// `UV_EXCLUDE_NEWER` (for the `--no-deps` installs it runs).
+fn dated_env(index: &DatedIndex, date: &str) -> Vec<(String, String)> {
+    let mut env = index.pip_env(date);
+    env.push((
+        "UV_EXCLUDE_NEWER".to_string(),
+        crate::dated_index::exclude_newer(date),
+    ));
+    env
+}
+
+fn note_dated<'a>(runner: &mut StepRunner<'a>, index: &'a DatedIndex, date: &str) {
+    runner.note(&format!(
+        "pip resolves through ponder's dated index as of {date}: {} (upstream {}, files uploaded \
+         before {date}T00:00:00Z); uv excludes newer uploads",
+        index.index_url(date),
+        index.upstream()
+    ));
+    for bypass in crate::dated_index::bypasses() {
+        runner.note(&format!("note: {bypass}"));
+    }
+    runner.set_dated_index(index);
 }
 
 /// The recipe's install command, when it has one.

@@ -7,7 +7,8 @@
 //! environments with locking, status and build logs ([`store`]; requirements the registry
 //! cannot provide are dropped and recorded, see [`DroppedRequirement`]), and instance layers
 //! ([`layer`], with a stand-in prefix so their interpreter also works through symlinks made
-//! elsewhere, see [`standin`]). Every command that installs packages or runs a repository's setup code goes
+//! elsewhere, see [`standin`]), and the dated index that lets pip resolve as the registry stood
+//! on a date ([`dated_index`]). Every command that installs packages or runs a repository's setup code goes
 //! through [`ponder_sandbox::Sandbox::run`] with the network on and only the environment being
 //! built, the work tree and the download caches writable.
 //!
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod conda;
+pub mod dated_index;
 pub mod layer;
 pub mod python;
 pub mod recipe;
@@ -35,9 +37,10 @@ mod unavailable;
 use std::path::PathBuf;
 
 pub use conda::{CondaMapping, conda_to_pip};
+pub use dated_index::DatedIndex;
 pub use layer::{Activation, CommandRecord, Layer, LayerOptions, LayerRecord};
 pub use python::{DiscoveryConfig, Interpreter, Interpreters};
-pub use recipe::{EnvRecipe, SkipReason, classify_command};
+pub use recipe::{EnvRecipe, SkipReason, check_date, classify_command};
 pub use store::{
     BUILDER_VERSION, BaseEnv, BasePlan, BuildOptions, DroppedRequirement, EnvState, EnvStatus,
     EnvStore, EnvSummary, MAX_DROPPED_REQUIREMENTS, RECIPE_FORMAT, disk_usage,

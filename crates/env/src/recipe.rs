@@ -29,9 +29,12 @@ pub struct EnvRecipe {
     /// options that newer pips removed (`--no-use-pep517` went in 25.3). `None`: the newest
     /// pip that supports the interpreter. Layers run this pip.
     pub pip: Option<String>,
-    /// Resolve `requirements` (not `packages`) as the registry stood before this date
-    /// (`YYYY-MM-DD`), e.g. to get what a conda channel offered for an old Python. Applied with
-    /// uv's `--exclude-newer`; pip cannot, which the build log says.
+    /// Resolve as the registry stood before this date (`YYYY-MM-DD`, from 00:00:00Z), e.g. to
+    /// get what a conda channel offered for an old Python, or what the benchmark's images got.
+    /// In the base it applies to `requirements` (not `packages`): uv's `--exclude-newer`, or
+    /// for pip ponder's dated index ([`crate::dated_index`]). In a layer, every pip command of
+    /// `pre_install` and `install` resolves through the dated index (`PIP_INDEX_URL`), and uv
+    /// gets `UV_EXCLUDE_NEWER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_before: Option<String>,
     /// Shell commands run in the work tree before `install`, in one bash script with
@@ -67,6 +70,18 @@ pub(crate) struct BaseKey<'a> {
     /// Left out when unset, so recipes without it keep their hashes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolve_before: Option<&'a str>,
+    /// How a pip base resolves as of `resolve_before` (1: through the dated index); left out
+    /// otherwise, so uv bases and undated ones keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dated_index: Option<u32>,
+}
+
+/// Checks a `resolve_before` date: a real calendar date written `YYYY-MM-DD`.
+pub fn check_date(date: &str) -> Result<(), String> {
+    match crate::dated_index::date_start(date.trim()) {
+        Some(_) => Ok(()),
+        None => Err(format!("{date:?} is not a date of the form YYYY-MM-DD")),
+    }
 }
 
 impl EnvRecipe {
@@ -107,21 +122,10 @@ impl EnvRecipe {
                 "the pip field must be a requirement on pip itself (e.g. \"pip<25.3\"), not {pip:?}"
             )));
         }
-        if let Some(date) = &self.resolve_before {
-            let d = date.trim();
-            let shape = d.len() == 10
-                && d.char_indices().all(|(i, c)| {
-                    if i == 4 || i == 7 {
-                        c == '-'
-                    } else {
-                        c.is_ascii_digit()
-                    }
-                });
-            if !shape {
-                return Err(EnvError::InvalidRecipe(format!(
-                    "resolve_before {date:?} is not a date of the form YYYY-MM-DD"
-                )));
-            }
+        if let Some(date) = &self.resolve_before
+            && let Err(e) = check_date(date)
+        {
+            return Err(EnvError::InvalidRecipe(format!("resolve_before: {e}")));
         }
         for line in self.requirement_lines() {
             if line.starts_with("-e ") || line.starts_with("--editable") {

@@ -7,12 +7,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ponder_sandbox::{CommandSpec, Outcome, Policy, Sandbox};
 
 use crate::EnvError;
+use crate::dated_index::DatedIndex;
 
 /// Host variables a package installer needs to reach the registry the way this machine is set
 /// up (mirrors, proxies, certificates). Everything else stays outside the sandbox.
@@ -92,6 +93,11 @@ pub(crate) struct StepRunner<'a> {
     readable: Vec<PathBuf>,
     env: Vec<(String, String)>,
     timeout: Duration,
+    /// The dated index some steps resolve through: its upstream failures are written under a
+    /// failed step, since pip does not show them.
+    dated: Option<&'a DatedIndex>,
+    /// The dated index's failures during the last step, when it failed.
+    last_problems: Vec<String>,
 }
 
 impl<'a> StepRunner<'a> {
@@ -113,6 +119,8 @@ impl<'a> StepRunner<'a> {
             readable: Vec::new(),
             env,
             timeout,
+            dated: None,
+            last_problems: Vec::new(),
         };
         runner.note(&format!("sandbox: {}", sandbox.describe()));
         let writable: Vec<String> = runner
@@ -128,6 +136,11 @@ impl<'a> StepRunner<'a> {
     pub fn with_readable(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Self {
         self.readable.extend(paths);
         self
+    }
+
+    /// Writes the dated index's upstream failures under every failed step from now on.
+    pub fn set_dated_index(&mut self, index: &'a DatedIndex) {
+        self.dated = Some(index);
     }
 
     /// Appends a line to the log. Logging is best effort: a full disk shows up in the step
@@ -164,10 +177,18 @@ impl<'a> StepRunner<'a> {
             redirects: Vec::new(),
             capabilities: Vec::new(),
         };
+        let started = Instant::now();
         let outcome = self.sandbox.run(&spec, &policy)?;
         let _ = self.log.write_all(outcome.output.as_bytes());
         if !outcome.output.ends_with('\n') && !outcome.output.is_empty() {
             let _ = self.log.write_all(b"\n");
+        }
+        self.last_problems = match self.dated {
+            Some(index) if !outcome.termination.success() => index.problems_since(started),
+            _ => Vec::new(),
+        };
+        for problem in self.last_problems.clone() {
+            self.note(&format!("    dated index: {problem}"));
         }
         for d in &outcome.diagnostics {
             self.note(&format!("    sandbox: {d}"));
@@ -193,9 +214,18 @@ impl<'a> StepRunner<'a> {
             Ok(Ok(outcome))
         } else {
             Ok(Err(StepFailure {
-                reason: failure_reason(label, &outcome),
+                reason: self.explain(failure_reason(label, &outcome)),
             }))
         }
+    }
+
+    /// `reason` with what the dated index could not do during the last step, if anything (pip
+    /// only says it found no versions).
+    pub fn explain(&self, reason: String) -> String {
+        if self.last_problems.is_empty() {
+            return reason;
+        }
+        format!("{reason}\n{}", self.last_problems.join("\n"))
     }
 
     pub fn flush(&mut self) {

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::EnvError;
+use crate::dated_index::DatedIndex;
 use crate::python::{Interpreter, Interpreters};
 use crate::recipe::{BaseKey, EnvRecipe, requirement_name};
 use crate::run::{StepRunner, host_installer_env, path_with};
@@ -372,6 +373,8 @@ impl EnvStore {
             pip: recipe.pip.as_deref().map(str::trim),
             env: &recipe.env,
             resolve_before: recipe.resolve_before.as_deref().map(str::trim),
+            // pip bases with a date were built undated before the dated index existed.
+            dated_index: (tool == Tool::Pip && recipe.resolve_before.is_some()).then_some(1),
         };
         let bytes = serde_json::to_vec(&key).context("cannot serialise the recipe key")?;
         let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
@@ -620,27 +623,46 @@ impl EnvStore {
         let packages = recipe.package_list();
         let pinned: HashSet<String> = packages.iter().map(|p| requirement_name(p)).collect();
         let file = dir.join("requirements.txt");
-        let as_of: Vec<String> = match (&recipe.resolve_before, &uv) {
-            (Some(date), Some(_)) => vec!["--exclude-newer".into(), date.trim().to_owned()],
-            (Some(date), None) => {
-                runner.note(&format!(
-                    "pip cannot resolve as of a date: requirements resolve to today's versions, not those before {date}"
-                ));
-                Vec::new()
+        // As of a date: uv excludes newer uploads itself; pip asks ponder's dated index.
+        let mut as_of: Vec<String> = Vec::new();
+        let mut dated_env: Vec<(String, String)> = Vec::new();
+        match (recipe.resolve_before.as_deref().map(str::trim), &uv) {
+            (Some(date), Some(_)) => {
+                as_of = vec![
+                    "--exclude-newer".into(),
+                    crate::dated_index::exclude_newer(date),
+                ];
             }
-            (None, _) => Vec::new(),
-        };
+            (Some(date), None) => {
+                let index = match DatedIndex::shared() {
+                    Ok(index) => index,
+                    Err(e) => return Err(fail(&mut status, e.to_string())),
+                };
+                runner.note(&format!(
+                    "pip resolves the requirements through ponder's dated index as of {date}: {} \
+                     (upstream {}, files uploaded before {date}T00:00:00Z)",
+                    index.index_url(date),
+                    index.upstream()
+                ));
+                for bypass in crate::dated_index::bypasses() {
+                    runner.note(&format!("note: {bypass}"));
+                }
+                runner.set_dated_index(index);
+                dated_env = index.pip_env(date);
+            }
+            (None, _) => {}
+        }
         while !requirements.is_empty() {
             fs::write(&file, requirements.join("\n") + "\n")
                 .with_context(|| format!("cannot write {}", file.display()))?;
             let mut argv = install_prefix(&["-r"]);
             argv.push(s(&file));
             argv.extend(as_of.iter().cloned());
-            let out = runner.run("install requirements", &argv, dir, &[])?;
+            let out = runner.run("install requirements", &argv, dir, &dated_env)?;
             if out.termination.success() {
                 break;
             }
-            let reason = crate::run::failure_reason("install requirements", &out);
+            let reason = runner.explain(crate::run::failure_reason("install requirements", &out));
             let blamed = unavailable_requirements(plan.tool, &out.output);
             let mut dropped_now = Vec::new();
             for u in &blamed {

@@ -13,5 +13,6 @@ pub mod runner;
 pub mod store;
 pub mod warm;
 
-pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval};
+pub use recipe::RecipeDefaults;
+pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval, run_eval_with};
 pub use store::{InstanceResult, RunStore};

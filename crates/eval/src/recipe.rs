@@ -31,6 +31,36 @@ fn conda_cutoff(python: &str) -> Option<&'static str> {
     }
 }
 
+/// What a run sets on every recipe it makes, unless the recipe says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipeDefaults {
+    /// `resolve_before` (`YYYY-MM-DD`) for recipes that have none (`--resolve-before`);
+    /// recipes with a date of their own (the conda cutoffs) keep it. `None` leaves them as
+    /// they are, resolving against today's registry.
+    pub resolve_before: Option<String>,
+}
+
+impl RecipeDefaults {
+    /// Checks the settings before a run starts.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(date) = &self.resolve_before {
+            ponder_env::check_date(date).map_err(|e| anyhow::anyhow!("--resolve-before: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the settings to `recipe`.
+    pub fn apply(&self, recipe: &mut EnvRecipe) {
+        if let (Some(date), None) = (&self.resolve_before, &recipe.resolve_before) {
+            recipe.resolve_before = Some(date.trim().to_owned());
+            recipe.notes.push(format!(
+                "resolved as the registry stood before {} (--resolve-before)",
+                date.trim()
+            ));
+        }
+    }
+}
+
 /// Packages that left PyPI, with what replaces them (as the harness replaces them).
 const REPLACED_PACKAGES: &[(&str, &str)] = &[("types-pkg_resources", "types-setuptools")];
 
@@ -328,6 +358,29 @@ fn replace_packages(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_date_only_recipes_without_a_date() {
+        let defaults = RecipeDefaults {
+            resolve_before: Some("2024-11-01".into()),
+        };
+        defaults.validate().unwrap();
+        let mut undated = EnvRecipe::new("3.9");
+        defaults.apply(&mut undated);
+        assert_eq!(undated.resolve_before.as_deref(), Some("2024-11-01"));
+        assert!(undated.notes.iter().any(|n| n.contains("--resolve-before")));
+        let mut conda = EnvRecipe::new("3.6");
+        conda.resolve_before = Some("2021-10-04".into());
+        defaults.apply(&mut conda);
+        assert_eq!(conda.resolve_before.as_deref(), Some("2021-10-04"));
+        let mut untouched = EnvRecipe::new("3.9");
+        RecipeDefaults::default().apply(&mut untouched);
+        assert_eq!(untouched, EnvRecipe::new("3.9"));
+        let bad = RecipeDefaults {
+            resolve_before: Some("2024-11-31".into()),
+        };
+        assert!(bad.validate().is_err());
+    }
 
     #[test]
     fn recipes_carry_the_era_build_tools_before_the_spec_pins() {

@@ -5,7 +5,7 @@
 
 use crate::cache::{CachedRun, TestRunCache, TestRunKey, sha256_hex};
 use crate::internet::{self, StandIn, StandIns};
-use crate::recipe::recipe_for;
+use crate::recipe::{RecipeDefaults, recipe_for};
 use crate::store::{InstanceResult, LOG_FILE, PATCH_FILE, REPORT_FILE, RunStore, STATUS_FILE};
 use crate::warm::{WarmError, WarmInstance, WarmPool, WarmSpec};
 use anyhow::{Context, Result};
@@ -99,6 +99,7 @@ enum Job {
 
 struct Run<'a> {
     opts: &'a EvalOptions,
+    defaults: &'a RecipeDefaults,
     specs: Specs,
     repos: RepoStore,
     envs: EnvStore,
@@ -115,6 +116,16 @@ struct Run<'a> {
 /// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
 /// per-instance problem becomes that instance's result and the run goes on.
 pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
+    run_eval_with(opts, &RecipeDefaults::default(), sandbox)
+}
+
+/// [`run_eval`] with settings applied to every instance's recipe (`--resolve-before`).
+pub fn run_eval_with(
+    opts: &EvalOptions,
+    defaults: &RecipeDefaults,
+    sandbox: Sandbox,
+) -> Result<EvalSummary> {
+    defaults.validate()?;
     // Paths are handed to the sandbox, which binds canonical paths only: resolve `..` and
     // symlinks once here.
     let mut opts = opts.clone();
@@ -148,6 +159,7 @@ pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
         .with_download_cache(opts.cache_dir.join("downloads"));
     let ctx = Run {
         opts,
+        defaults,
         specs,
         repos: RepoStore::new(opts.cache_dir.join("repos")),
         envs,
@@ -392,6 +404,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         Ok(r) => r,
         Err(e) => return error("environment", format!("{e:#}")),
     };
+    ctx.defaults.apply(&mut recipe);
     let uv = || Ok(ctx.envs.uv(Duration::from_secs(600))?);
     if let Err(e) = crate::recipe::fill_submodules(&mut recipe, inst, &git_dir, &uv) {
         return error(
@@ -430,10 +443,18 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         Err(reason) => return error("stand-in internet", reason),
     };
     let key_patch = sha256_hex(patch.unwrap_or(""));
-    let setup = format!(
+    let mut setup = format!(
         "{:?}|{:?}|{:?}",
         recipe.pre_install, recipe.install, recipe.build_constraints
     );
+    // A dated recipe's layer resolves through the dated index; runs from before it are retired
+    // (undated keys stay as they were).
+    if recipe.resolve_before.is_some() {
+        setup.push_str(&format!(
+            "|dated-layers {}",
+            ponder_env::layer::DATED_LAYERS
+        ));
+    }
     let env_key = format!("{}:{}", base.hash, sha256_hex(&setup));
     let key = TestRunKey {
         format: TEST_RUN_FORMAT,

@@ -146,7 +146,7 @@ impl WarmPool {
 
     /// The key of a prepared state.
     pub fn key(spec: &WarmSpec<'_>) -> String {
-        let text = format!(
+        let mut text = format!(
             "{WARM_FORMAT}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
             spec.base.hash,
             spec.recipe.pre_install,
@@ -156,6 +156,14 @@ impl WarmPool {
             spec.git_dir.display(),
             spec.base_commit
         );
+        // A dated recipe's layer resolves through the dated index: slots made before it are
+        // retired, undated keys stay as they were.
+        if spec.recipe.resolve_before.is_some() {
+            text.push_str(&format!(
+                "\ndated-layers {}",
+                ponder_env::layer::DATED_LAYERS
+            ));
+        }
         sha256_hex(&text)[..24].to_owned()
     }
 
