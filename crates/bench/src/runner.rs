@@ -609,19 +609,7 @@ fn from_rollouts(
     let evidence: Vec<Evidence> = per_rollout
         .iter()
         .flatten()
-        .map(|&id| {
-            let n = &tree.nodes[id];
-            let v = n.verification.as_ref();
-            Evidence {
-                node: id,
-                regressions: v
-                    .filter(|v| v.failure.is_none() || v.tests_run.is_some())
-                    .map(|v| v.regressions.len()),
-                reproduction: v.and_then(|v| v.resolved_by_script),
-                orm: n.orm.as_ref().map(|s| s.p_yes),
-                normalized: n.normalized.clone().unwrap_or_default(),
-            }
-        })
+        .map(|&id| Evidence::of(id, &tree.nodes[id]))
         .collect();
     let pick = if strategy == Strategy::Single {
         per_rollout.first().copied().flatten()

@@ -1,6 +1,7 @@
 //! `ponder bench` and `ponder report`: the command line of ponder-bench.
 
 use crate::llm::ModelArgs;
+use crate::solve::{SearchModels, search_models};
 use anyhow::{Context, Result};
 use clap::Args;
 use ponder_bench::report::{load, table};
@@ -8,10 +9,9 @@ use ponder_bench::runner::{BenchOptions, Policy, run_bench};
 use ponder_bench::sim::SimConfig;
 use ponder_repo::RepoSource;
 use ponder_sandbox::Sandbox;
-use ponder_workflow::{SearchConfig, Signals, StageModel, Strategy};
+use ponder_workflow::{SearchConfig, Signals, Strategy};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -98,31 +98,11 @@ pub fn run(args: BenchArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         }
         "model" => {
             let _guard = runtime.enter();
-            let (client, budget) = args.model.client(cache_dir)?;
             let (_, sampling) =
                 crate::solve::workflow_settings(args.model.config_file().as_deref())?;
-            let model = StageModel {
-                client: Arc::new(client),
-                budget: budget.task(),
-                sampling,
-            };
-            let judge = |role: &Option<String>| -> Result<Option<StageModel>> {
-                role.as_deref()
-                    .map(|role| {
-                        let (client, _) = args.model.client_for_judge(role, cache_dir)?;
-                        Ok(StageModel {
-                            client: Arc::new(client),
-                            budget: model.budget.clone(),
-                            sampling,
-                        })
-                    })
-                    .transpose()
-            };
-            Policy::Model {
-                prm: judge(&args.prm)?,
-                orm: judge(&args.orm)?,
-                model,
-            }
+            let SearchModels { model, prm, orm } =
+                search_models(&args.model, cache_dir, sampling, &args.prm, &args.orm)?;
+            Policy::Model { model, prm, orm }
         }
         other => anyhow::bail!("--policy {other:?}: use `model` or `sim`"),
     };

@@ -203,28 +203,12 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
             )),
         };
         let result = runtime.block_on(async {
-            let (client, budget) = args.model.client(cache_dir)?;
-            let model = StageModel {
-                client: Arc::new(client),
-                budget: budget.task(),
-                sampling,
-            };
-            let judge = |role: &Option<String>| -> Result<Option<StageModel>> {
-                role.as_deref()
-                    .map(|role| {
-                        let (client, _) = args.model.client_for_judge(role, cache_dir)?;
-                        Ok(StageModel {
-                            client: Arc::new(client),
-                            budget: model.budget.clone(),
-                            sampling,
-                        })
-                    })
-                    .transpose()
-            };
+            let SearchModels { model, prm, orm } =
+                search_models(&args.model, cache_dir, sampling, &args.prm, &args.orm)?;
             let options = SearchOptions {
                 config,
-                prm: judge(&args.prm)?,
-                orm: judge(&args.orm)?,
+                prm,
+                orm,
                 tree_path: tree_path.clone(),
                 // One warm-instance slot per check; more than the pool's slots per instance
                 // would build private ones.
@@ -342,6 +326,48 @@ fn search_key(opts: &SolveOptions, config: &SearchConfig, model: &str) -> String
         name.replace(['/', '\\', ' '], "_"),
         &ponder_eval::cache::sha256_hex(&text)[..16]
     )
+}
+
+/// The policy model and the reward-model judges a search talks to.
+pub(crate) struct SearchModels {
+    pub model: StageModel,
+    pub prm: Option<StageModel>,
+    pub orm: Option<StageModel>,
+}
+
+/// The policy model from `args`, and a judge for each of `prm` and `orm` that is set (a role in
+/// the configuration or a model name); judges share the policy's per-task budget. Needs a Tokio
+/// runtime entered.
+pub(crate) fn search_models(
+    args: &ModelArgs,
+    cache_dir: &Path,
+    sampling: Sampling,
+    prm: &Option<String>,
+    orm: &Option<String>,
+) -> Result<SearchModels> {
+    let (client, budget) = args.client(cache_dir)?;
+    let model = StageModel {
+        client: Arc::new(client),
+        budget: budget.task(),
+        sampling,
+    };
+    let judge = |role: &Option<String>| -> Result<Option<StageModel>> {
+        role.as_deref()
+            .map(|role| {
+                let (client, _) = args.client_for_judge(role, cache_dir)?;
+                Ok(StageModel {
+                    client: Arc::new(client),
+                    budget: model.budget.clone(),
+                    sampling,
+                })
+            })
+            .transpose()
+    };
+    Ok(SearchModels {
+        prm: judge(prm)?,
+        orm: judge(orm)?,
+        model,
+    })
 }
 
 /// The `[stages]` and `[sampling]` sections of the configuration file, defaults where absent.

@@ -689,19 +689,7 @@ async fn run_strategy(
 
     let evidence: Vec<Evidence> = patches
         .iter()
-        .map(|&id| {
-            let n = ctx.node(id);
-            let v = n.verification.as_ref();
-            Evidence {
-                node: id,
-                regressions: v
-                    .filter(|v| v.failure.is_none() || v.tests_run.is_some())
-                    .map(|v| v.regressions.len()),
-                reproduction: v.and_then(|v| v.resolved_by_script),
-                orm: n.orm.as_ref().map(|s| s.p_yes),
-                normalized: n.normalized.clone().unwrap_or_default(),
-            }
-        })
+        .map(|&id| Evidence::of(id, &ctx.node(id)))
         .collect();
     let choice = choose(cfg.strategy, cfg.signals, cfg.seed, &evidence)
         .context("no patch to choose from")?;

@@ -415,6 +415,23 @@ pub struct Evidence {
     pub normalized: String,
 }
 
+impl Evidence {
+    /// What `node` (a verified patch candidate with id `id`) says for the final choice. A check
+    /// that failed before any test ran counts as no regression evidence.
+    pub fn of(id: usize, node: &SearchNode) -> Evidence {
+        let v = node.verification.as_ref();
+        Evidence {
+            node: id,
+            regressions: v
+                .filter(|v| v.failure.is_none() || v.tests_run.is_some())
+                .map(|v| v.regressions.len()),
+            reproduction: v.and_then(|v| v.resolved_by_script),
+            orm: node.orm.as_ref().map(|s| s.p_yes),
+            normalized: node.normalized.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// Chooses the final patch among `candidates` (in the order they were made) by the strategy's
 /// rule, with the switched-off signals left out. `None` when there is no candidate.
 pub fn choose(
