@@ -9,7 +9,7 @@ mod solve;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ponder_env::EnvStore;
-use ponder_eval::{EvalOptions, PatchMode, run_eval_with};
+use ponder_eval::{EvalOptions, PatchMode, ResolveBefore, run_eval_with};
 use ponder_repo::{RepoSource, RepoStore};
 use ponder_sandbox::{AllowUnconfined, Sandbox};
 use ponder_swebench::dataset::{Dataset, Selection};
@@ -166,10 +166,12 @@ struct EvalArgs {
     #[arg(long, value_name = "GB", default_value_t = 20.0)]
     warm_cache_gb: f64,
     /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), in the base
-    /// environments and in each instance's install; 2024-11-01 matches the harness's images.
-    /// Specs with a date of their own keep it. Off by default.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
-    resolve_before: Option<String>,
+    /// environments and in each instance's install; `latest` resolves against today's PyPI.
+    /// The default, `harness-era`, is 2024-11-01 (when the harness's images were built) for
+    /// instances created before it and today's PyPI for newer ones. Specs with a date of their
+    /// own (conda packages for Python 3.5-3.7) keep it.
+    #[arg(long, value_name = "YYYY-MM-DD|latest", default_value = "harness-era", value_parser = parse_resolve_before)]
+    resolve_before: ResolveBefore,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -186,10 +188,10 @@ enum EnvCommand {
         /// Rebuild even if built (or failed) before.
         #[arg(long)]
         force: bool,
-        /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), as
-        /// `ponder eval --resolve-before` does (use the same date to build its environments).
-        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
-        resolve_before: Option<String>,
+        /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), or
+        /// `latest`, as `ponder eval --resolve-before` does (give both the same value).
+        #[arg(long, value_name = "YYYY-MM-DD|latest", default_value = "harness-era", value_parser = parse_resolve_before)]
+        resolve_before: ResolveBefore,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -211,9 +213,9 @@ enum EnvCommand {
     },
 }
 
-/// A `--resolve-before` date.
-fn parse_date(text: &str) -> Result<String, String> {
-    ponder_env::check_date(text).map(|()| text.trim().to_owned())
+/// A `--resolve-before` value.
+fn parse_resolve_before(text: &str) -> Result<ResolveBefore, String> {
+    ResolveBefore::parse(text).map_err(|e| format!("{e:#}"))
 }
 
 fn default_cache() -> PathBuf {
@@ -420,7 +422,7 @@ fn env(command: EnvCommand) -> Result<ExitCode> {
                     let git_dir = repos.resolve(&source, &inst.repo)?;
                     repos.ensure_commit(&source, &git_dir, inst.env_commit())?;
                     let mut recipe = ponder_eval::recipe::recipe_for(inst, spec, &git_dir)?;
-                    defaults.apply(&mut recipe);
+                    defaults.apply(&mut recipe, inst);
                     let opts = ponder_env::BuildOptions {
                         force,
                         needed_by: Some(label.clone()),

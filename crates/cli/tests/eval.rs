@@ -126,6 +126,8 @@ fn gold_resolves_empty_does_not_and_rerun_is_free() {
     assert_eq!(r["outcome"], "resolved", "{r}");
     assert_eq!(r["apply_method"], "git_apply");
     assert_eq!(r["resolution"], "RESOLVED_FULL");
+    // Created in 2022, so resolved as PyPI stood when the harness's images were built.
+    assert_eq!(r["resolve_before"], "2024-11-01", "{r}");
     let inst = read_json(&gold.join(id).join("report.json"));
     let f2p = &inst[id]["tests_status"]["FAIL_TO_PASS"];
     assert_eq!(f2p["success"].as_array().unwrap().len(), 2);

@@ -13,6 +13,6 @@ pub mod runner;
 pub mod store;
 pub mod warm;
 
-pub use recipe::RecipeDefaults;
+pub use recipe::{HARNESS_ERA, RecipeDefaults, ResolveBefore};
 pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval, run_eval_with};
 pub use store::{InstanceResult, RunStore};

@@ -31,34 +31,101 @@ fn conda_cutoff(python: &str) -> Option<&'static str> {
     }
 }
 
+/// When the harness's environment images were built: unpinned dependencies of SWE-bench
+/// instances resolve as PyPI stood before this date unless told otherwise. The pins of the
+/// harness's specs fit it (coverage 7.6.4 is there, packaging 24.2 is not), and later releases
+/// break instances that resolved in the images (pytest 9, docutils 0.22 without
+/// `docutils.utils.roman`).
+pub const HARNESS_ERA: &str = "2024-11-01";
+
+/// Which registry snapshot unpinned dependencies resolve against (`--resolve-before`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ResolveBefore {
+    /// [`HARNESS_ERA`] for instances created before it; instances created after it, or with
+    /// no creation date, resolve against today's registry.
+    #[default]
+    HarnessEra,
+    /// This date (`YYYY-MM-DD`) for every instance.
+    Date(String),
+    /// Today's registry.
+    Latest,
+}
+
+impl ResolveBefore {
+    /// `YYYY-MM-DD`, `latest` or `harness-era`.
+    pub fn parse(text: &str) -> Result<ResolveBefore> {
+        match text.trim() {
+            "latest" => Ok(ResolveBefore::Latest),
+            "harness-era" => Ok(ResolveBefore::HarnessEra),
+            date => {
+                ponder_env::check_date(date).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e} (or `latest` for today's registry, `harness-era` for the default)"
+                    )
+                })?;
+                Ok(ResolveBefore::Date(date.to_owned()))
+            }
+        }
+    }
+}
+
 /// What a run sets on every recipe it makes, unless the recipe says otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecipeDefaults {
-    /// `resolve_before` (`YYYY-MM-DD`) for recipes that have none (`--resolve-before`);
-    /// recipes with a date of their own (the conda cutoffs) keep it. `None` leaves them as
-    /// they are, resolving against today's registry.
-    pub resolve_before: Option<String>,
+    /// The date for recipes that have none of their own; recipes with one (the conda cutoffs
+    /// for old Pythons) keep it whatever this says.
+    pub resolve_before: ResolveBefore,
 }
 
 impl RecipeDefaults {
     /// Checks the settings before a run starts.
     pub fn validate(&self) -> Result<()> {
-        if let Some(date) = &self.resolve_before {
+        if let ResolveBefore::Date(date) = &self.resolve_before {
             ponder_env::check_date(date).map_err(|e| anyhow::anyhow!("--resolve-before: {e}"))?;
         }
         Ok(())
     }
 
-    /// Applies the settings to `recipe`.
-    pub fn apply(&self, recipe: &mut EnvRecipe) {
-        if let (Some(date), None) = (&self.resolve_before, &recipe.resolve_before) {
-            recipe.resolve_before = Some(date.trim().to_owned());
-            recipe.notes.push(format!(
-                "resolved as the registry stood before {} (--resolve-before)",
-                date.trim()
-            ));
+    /// Applies the settings to `recipe`, the recipe of `instance`.
+    pub fn apply(&self, recipe: &mut EnvRecipe, instance: &Instance) {
+        if recipe.resolve_before.is_some() {
+            return;
+        }
+        match &self.resolve_before {
+            ResolveBefore::Date(date) => {
+                recipe.resolve_before = Some(date.trim().to_owned());
+                recipe.notes.push(format!(
+                    "resolved as PyPI stood before {} (--resolve-before)",
+                    date.trim()
+                ));
+            }
+            ResolveBefore::HarnessEra => match created_on(instance) {
+                Some(day) if day < HARNESS_ERA => {
+                    recipe.resolve_before = Some(HARNESS_ERA.to_owned());
+                    recipe.notes.push(format!(
+                        "resolved as PyPI stood before {HARNESS_ERA}, when the harness's images \
+                         were built (--resolve-before latest for today's PyPI)"
+                    ));
+                }
+                Some(day) => recipe.notes.push(format!(
+                    "resolved against today's PyPI: the instance was created on {day}, after \
+                     the harness's images ({HARNESS_ERA})"
+                )),
+                None => recipe.notes.push(
+                    "resolved against today's PyPI: the instance has no creation date \
+                     (created_at), so no registry date applies"
+                        .to_owned(),
+                ),
+            },
+            ResolveBefore::Latest => {}
         }
     }
+}
+
+/// The day an instance was created (`created_at`'s `YYYY-MM-DD`), when it has a valid one.
+fn created_on(instance: &Instance) -> Option<&str> {
+    let day = instance.created_at.trim().get(..10)?;
+    ponder_env::check_date(day).ok().map(|()| day)
 }
 
 /// Packages that left PyPI, with what replaces them (as the harness replaces them).
@@ -359,27 +426,78 @@ fn replace_packages(line: &str) -> String {
 mod tests {
     use super::*;
 
+    fn instance_created(created_at: &str) -> Instance {
+        serde_json::from_value(serde_json::json!({
+            "instance_id": "o__n-1", "repo": "o/n", "base_commit": "0", "test_patch": "",
+            "version": "1.0", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]",
+            "created_at": created_at
+        }))
+        .unwrap()
+    }
+
     #[test]
-    fn defaults_date_only_recipes_without_a_date() {
-        let defaults = RecipeDefaults {
-            resolve_before: Some("2024-11-01".into()),
-        };
+    fn instances_before_the_harness_era_resolve_as_of_it_by_default() {
+        let defaults = RecipeDefaults::default();
         defaults.validate().unwrap();
+        let old = instance_created("2022-01-05T00:00:00Z");
         let mut undated = EnvRecipe::new("3.9");
-        defaults.apply(&mut undated);
-        assert_eq!(undated.resolve_before.as_deref(), Some("2024-11-01"));
-        assert!(undated.notes.iter().any(|n| n.contains("--resolve-before")));
-        let mut conda = EnvRecipe::new("3.6");
-        conda.resolve_before = Some("2021-10-04".into());
-        defaults.apply(&mut conda);
-        assert_eq!(conda.resolve_before.as_deref(), Some("2021-10-04"));
-        let mut untouched = EnvRecipe::new("3.9");
-        RecipeDefaults::default().apply(&mut untouched);
-        assert_eq!(untouched, EnvRecipe::new("3.9"));
-        let bad = RecipeDefaults {
-            resolve_before: Some("2024-11-31".into()),
+        defaults.apply(&mut undated, &old);
+        assert_eq!(undated.resolve_before.as_deref(), Some(HARNESS_ERA));
+        assert!(
+            undated
+                .notes
+                .iter()
+                .any(|n| n.contains("--resolve-before latest"))
+        );
+        // Newer than the images, or of unknown age: today's registry, and the note says why.
+        for created in ["2025-03-01T10:00:00Z", "", "yesterday"] {
+            let mut recipe = EnvRecipe::new("3.9");
+            defaults.apply(&mut recipe, &instance_created(created));
+            assert_eq!(recipe.resolve_before, None, "{created:?}");
+            assert!(recipe.notes.iter().any(|n| n.contains("today's PyPI")));
+        }
+        // A conda cutoff is the recipe's own date and stays in every mode.
+        for mode in [
+            ResolveBefore::HarnessEra,
+            ResolveBefore::Latest,
+            ResolveBefore::Date("2023-05-01".into()),
+        ] {
+            let mut conda = EnvRecipe::new("3.6");
+            conda.resolve_before = Some("2021-10-04".into());
+            RecipeDefaults {
+                resolve_before: mode,
+            }
+            .apply(&mut conda, &old);
+            assert_eq!(conda.resolve_before.as_deref(), Some("2021-10-04"));
+        }
+    }
+
+    #[test]
+    fn an_explicit_date_or_latest_replaces_the_harness_era() {
+        let new = instance_created("2026-01-05T00:00:00Z");
+        let dated = RecipeDefaults {
+            resolve_before: ResolveBefore::parse("2026-02-01").unwrap(),
         };
-        assert!(bad.validate().is_err());
+        let mut recipe = EnvRecipe::new("3.12");
+        dated.apply(&mut recipe, &new);
+        assert_eq!(recipe.resolve_before.as_deref(), Some("2026-02-01"));
+        assert!(recipe.notes.iter().any(|n| n.contains("--resolve-before")));
+        let latest = RecipeDefaults {
+            resolve_before: ResolveBefore::parse("latest").unwrap(),
+        };
+        let mut recipe = EnvRecipe::new("3.9");
+        latest.apply(&mut recipe, &instance_created("2020-01-01"));
+        assert_eq!(recipe, EnvRecipe::new("3.9"));
+        assert_eq!(
+            ResolveBefore::parse(" harness-era ").unwrap(),
+            ResolveBefore::HarnessEra
+        );
+        let bad = ResolveBefore::parse("2024-11-31").unwrap_err().to_string();
+        assert!(bad.contains("latest"), "{bad}");
+        let unchecked = RecipeDefaults {
+            resolve_before: ResolveBefore::Date("2024-13-01".into()),
+        };
+        assert!(unchecked.validate().is_err());
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         Ok(r) => r,
         Err(e) => return error("environment", format!("{e:#}")),
     };
-    ctx.defaults.apply(&mut recipe);
+    ctx.defaults.apply(&mut recipe, inst);
     let uv = || Ok(ctx.envs.uv(Duration::from_secs(600))?);
     if let Err(e) = crate::recipe::fill_submodules(&mut recipe, inst, &git_dir, &uv) {
         return error(
@@ -469,6 +469,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
     };
     let mut result = InstanceResult::new(id, repo, version, InstanceOutcome::Unresolved);
     result.env_hash = Some(base.hash.clone());
+    result.resolve_before = recipe.resolve_before.clone();
 
     let run = match (!ctx.opts.no_cache).then(|| ctx.cache.get(&key)).flatten() {
         Some(hit) => {
@@ -572,9 +573,11 @@ fn run_tests(
 ) -> Result<Result<CachedRun, InstanceResult>> {
     let (id, repo, version) = (&inst.instance_id, &inst.repo, &inst.version);
     let env_hash = result.env_hash.clone();
+    let resolve_before = result.resolve_before.clone();
     let fail = |step: &str, reason: String| {
         let mut r = InstanceResult::error(id, repo, version, step, reason);
         r.env_hash = env_hash.clone();
+        r.resolve_before = resolve_before.clone();
         Ok(Err(r))
     };
     let prepared = if let Some(pool) = ctx.warm.as_ref().filter(|_| !ctx.opts.keep) {

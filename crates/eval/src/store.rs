@@ -29,6 +29,10 @@ pub struct InstanceResult {
     pub apply_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_hash: Option<String>,
+    /// The date unpinned dependencies resolved as of (`--resolve-before`, the harness era or
+    /// the spec's own); absent when they resolved against today's PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_before: Option<String>,
     /// FULL / PARTIAL / NO, when graded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
@@ -69,6 +73,7 @@ impl InstanceResult {
             failed_step: None,
             apply_method: None,
             env_hash: None,
+            resolve_before: None,
             resolution: None,
             cached: false,
             timed_out: false,

@@ -156,6 +156,9 @@ fn prepare(opts: &SolveOptions, envs: &EnvStore) -> Result<Prepared> {
                     .get(&inst.repo, &inst.version)
                     .with_context(|| specs.missing_reason(&inst.repo, &inst.version))?;
                 let mut recipe = ponder_eval::recipe::recipe_for(&inst, spec, &git_dir)?;
+                // As `ponder eval` grades it by default, so a verified patch is verified in
+                // the environment it is graded in.
+                ponder_eval::RecipeDefaults::default().apply(&mut recipe, &inst);
                 let uv = || Ok(envs.uv(Duration::from_secs(600))?);
                 ponder_eval::recipe::fill_submodules(&mut recipe, &inst, &git_dir, &uv)?;
                 Some(recipe)
