@@ -257,10 +257,18 @@ pub(crate) fn error_excerpt(output: &str) -> String {
             || t.starts_with("Error:")
             || t.starts_with("Traceback (most recent call last)")
     };
-    let picked: Vec<&str> = match lines.iter().position(|l| is_error(l)) {
+    let mut picked: Vec<&str> = match lines.iter().position(|l| is_error(l)) {
         Some(start) => lines[start..].iter().take(MAX_LINES).copied().collect(),
         None => lines[lines.len().saturating_sub(MAX_LINES)..].to_vec(),
     };
+    // A traceback's cause is its last line, which the first lines of a long traceback miss
+    // (a failed build backend prints one inside pip's output).
+    if let Some(exception) = last_exception(&lines)
+        && !picked.contains(&exception)
+    {
+        picked.truncate(MAX_LINES / 2);
+        picked.extend(["...", exception]);
+    }
     let mut text = picked.join("\n");
     if text.len() > MAX_CHARS {
         let mut cut = MAX_CHARS;
@@ -277,6 +285,22 @@ pub(crate) fn error_excerpt(output: &str) -> String {
     }
 }
 
+/// The exception line of the last Python traceback in `lines`: the first line after
+/// `Traceback (most recent call last):` indented no deeper than it (frames are indented more).
+fn last_exception<'a>(lines: &[&'a str]) -> Option<&'a str> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = lines.iter().rposition(|l| {
+        l.trim_start()
+            .starts_with("Traceback (most recent call last)")
+    })?;
+    let depth = indent(lines[start]);
+    lines[start + 1..]
+        .iter()
+        .find(|l| indent(l) <= depth)
+        .copied()
+        .filter(|l| !l.trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +315,36 @@ mod tests {
         assert_eq!(error_excerpt(""), "(no output)");
         let tail = error_excerpt("a\nb\nc\n");
         assert_eq!(tail, "a\nb\nc");
+    }
+
+    #[test]
+    fn excerpt_of_a_long_traceback_ends_with_its_exception() {
+        // The shape of `pip install -v` when a build backend's hook raises.
+        let mut out = String::from(
+            "  Getting requirements to build editable: started\n  \
+             Traceback (most recent call last):\n",
+        );
+        for i in 0..20 {
+            out.push_str(&format!(
+                "    File \"/x/mod{i}.py\", line {i}, in f\n      call()\n"
+            ));
+        }
+        out.push_str(
+            "  ModuleNotFoundError: No module named 'numpy'\n  \
+             error: subprocess-exited-with-error\n  \
+             × Getting requirements to build editable did not run successfully.\n",
+        );
+        let e = error_excerpt(&out);
+        assert!(e.starts_with("  Traceback"), "{e}");
+        assert!(
+            e.ends_with("...\n  ModuleNotFoundError: No module named 'numpy'"),
+            "{e}"
+        );
+        // A short traceback is whole already and gets nothing added.
+        let short = "Traceback (most recent call last):\n  File \"a\", line 1\nValueError: bad\n";
+        assert_eq!(
+            error_excerpt(short),
+            "Traceback (most recent call last):\n  File \"a\", line 1\nValueError: bad"
+        );
     }
 }
