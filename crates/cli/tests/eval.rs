@@ -370,20 +370,25 @@ fn new_file_diff(path: &str, line: &str) -> String {
 }
 
 #[test]
-fn warm_instance_is_reused_reset_between_patches_and_dropped_after_a_packaging_change() {
+fn warm_instance_is_reused_reset_with_pre_install_redone_and_dropped_after_a_packaging_change() {
     require_prerequisites!();
     let tmp = tempfile::tempdir().unwrap();
     let id = "warm__probe";
-    // The probe passes only when no earlier patch's new file is left in the tree.
+    // The probe passes only when no earlier patch's new file is left in the tree, and when the
+    // tracked file pre_install edits holds its edit exactly once, on every reuse too.
     let row = probe_row(
         id,
-        "import os\n\ndef test_probe():\n    assert not os.path.exists(os.path.join('requests', 'ponder_stray.py'))",
+        "import os\n\ndef test_probe():\n    assert not os.path.exists(os.path.join('requests', 'ponder_stray.py'))\n    \
+         with open(os.path.join('requests', '__version__.py')) as f:\n        \
+         assert f.read().count('# edited by pre_install') == 1",
     );
     // An install command of this test's own gives it warm instances no other test shares.
     let dataset = write_dataset(tmp.path(), std::slice::from_ref(&row));
     let specs_path = tmp.path().join("python_specs.json");
     let mut specs = read_json(&specs_path);
     specs["psf/requests"]["2.27"]["install"] = json!("python -m pip install . && echo warm-test");
+    specs["psf/requests"]["2.27"]["pre_install"] =
+        json!(["printf '# edited by pre_install\\n' >> requests/__version__.py"]);
     std::fs::write(&specs_path, specs.to_string()).unwrap();
     let gold = row["patch"].as_str().unwrap().to_owned();
     let predictions = |name: &str, patch: String| {

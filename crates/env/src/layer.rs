@@ -400,46 +400,29 @@ impl EnvStore {
         runner.note(&format!("layer venv ready in {:.2}s", record.venv_secs));
 
         // 2. pre_install: one script, so variables set by one line reach the next.
-        let mut script = String::from("set -euo pipefail\n");
-        let mut runnable = 0;
-        for cmd in &recipe.pre_install {
-            match classify_command(cmd) {
-                Some(skip) => {
-                    runner.note(&format!(
-                        "=== [pre_install] SKIPPED: {cmd}\n    reason: {}",
-                        skip.0
-                    ));
-                    script.push_str(&format!("# skipped: {}\n", cmd.replace('\n', " ")));
-                    record.commands.push(CommandRecord {
-                        phase: "pre_install".into(),
-                        command: cmd.clone(),
-                        ran_with: None,
-                        skipped: Some(skip.0),
-                        secs: 0.0,
-                    });
-                }
-                None => {
-                    script.push_str(cmd);
-                    script.push('\n');
-                    runnable += 1;
-                }
-            }
+        let steps = PreInstall::of(recipe);
+        for (cmd, why) in &steps.skipped {
+            runner.note(&format!(
+                "=== [pre_install] SKIPPED: {cmd}\n    reason: {why}"
+            ));
+            record.commands.push(CommandRecord {
+                phase: "pre_install".into(),
+                command: cmd.clone(),
+                ran_with: None,
+                skipped: Some(why.clone()),
+                secs: 0.0,
+            });
         }
-        if runnable > 0 {
+        if !steps.runnable.is_empty() {
             let t = Instant::now();
-            let argv = vec!["bash".to_string(), "-c".to_string(), script];
-            let result = runner.run_checked("pre_install", &argv, &worktree, &[])?;
-            for cmd in recipe
-                .pre_install
-                .iter()
-                .filter(|c| classify_command(c).is_none())
-            {
+            let result = runner.run_checked("pre_install", &steps.argv(), &worktree, &[])?;
+            for cmd in &steps.runnable {
                 record.commands.push(CommandRecord {
                     phase: "pre_install".into(),
                     command: cmd.clone(),
                     ran_with: Some("bash".into()),
                     skipped: None,
-                    secs: t.elapsed().as_secs_f64() / runnable as f64,
+                    secs: t.elapsed().as_secs_f64() / steps.runnable.len() as f64,
                 });
             }
             if let Err(f) = result {
@@ -514,6 +497,50 @@ impl EnvStore {
         })
     }
 
+    /// Runs the recipe's runnable `pre_install` steps again in `layer`'s work tree, after the
+    /// tree was reset to its base commit. A warm instance must hold what those steps changed,
+    /// as the harness's instance image does, and a reset undoes edits to tracked files (astropy
+    /// pins setuptools in `pyproject.toml`, sphinx pins packages in `setup.py`). The steps'
+    /// output goes to `pre_install.log` in the layer.
+    pub fn redo_pre_install(
+        &self,
+        layer: &Layer,
+        recipe: &EnvRecipe,
+        opts: &LayerOptions,
+    ) -> Result<(), EnvError> {
+        let steps = PreInstall::of(recipe);
+        if steps.runnable.is_empty() {
+            return Ok(());
+        }
+        let minor = crate::python::parse_minor(&layer.record.python).unwrap_or((3, 0));
+        let log_path = layer.dir.join("pre_install.log");
+        let writable = vec![
+            layer.dir.clone(),
+            layer.worktree.clone(),
+            self.pip_cache(),
+            self.uv_cache(),
+        ];
+        let mut env = self.build_env(&layer.venv(), minor, &recipe.env);
+        env.extend(constraints_env(&layer.dir, recipe)?);
+        let dated = dated_index_for(recipe)?;
+        if let Some((index, date)) = dated {
+            env.extend(dated_env(index, date));
+        }
+        let mut runner =
+            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
+                .with_readable(self.readable_paths());
+        let result = runner.run_checked("pre_install", &steps.argv(), &layer.worktree, &[])?;
+        runner.flush();
+        match result {
+            Ok(_) => Ok(()),
+            Err(f) => Err(EnvError::LayerFailed {
+                dir: layer.dir.clone(),
+                reason: f.reason,
+                log: log_path,
+            }),
+        }
+    }
+
     /// Runs the recipe's `install` again in the layer's work tree, as the harness's evaluation
     /// script does after the patch is applied to an instance image that installed the base
     /// commit: compiled parts the patch touched are rebuilt, the rest is reused. The log is
@@ -569,6 +596,39 @@ impl EnvStore {
                 log: log_path,
             }),
         }
+    }
+}
+
+/// A recipe's `pre_install` split into the commands that run (as one bash script, so that
+/// variables set by one line reach the next) and those skipped, with why.
+struct PreInstall {
+    runnable: Vec<String>,
+    skipped: Vec<(String, String)>,
+}
+
+impl PreInstall {
+    fn of(recipe: &EnvRecipe) -> PreInstall {
+        let mut steps = PreInstall {
+            runnable: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for cmd in &recipe.pre_install {
+            match classify_command(cmd) {
+                Some(skip) => steps.skipped.push((cmd.clone(), skip.0)),
+                None => steps.runnable.push(cmd.clone()),
+            }
+        }
+        steps
+    }
+
+    /// `bash -c` with the runnable commands, stopping at the first that fails.
+    fn argv(&self) -> Vec<String> {
+        let mut script = String::from("set -euo pipefail\n");
+        for cmd in &self.runnable {
+            script.push_str(cmd);
+            script.push('\n');
+        }
+        vec!["bash".to_string(), "-c".to_string(), script]
     }
 }
 

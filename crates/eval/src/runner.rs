@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 /// Bumped when a change to how tests are run changes their logs, to retire cached runs.
 /// 3: the layer's base comes after the work tree's path entries on sys.path.
 /// 4: pip's isolated builds in a layer no longer see the base (build constraints instead).
-const TEST_RUN_FORMAT: u32 = 4;
+/// 5: a reused warm instance has its `pre_install` changes made again after the reset.
+const TEST_RUN_FORMAT: u32 = 5;
 
 /// Which patch each instance is graded with.
 #[derive(Debug, Clone)]

@@ -264,8 +264,8 @@ impl WarmPool {
     }
 }
 
-/// Opens a complete slot and puts its tree back to the base commit; `None` when the slot is
-/// absent, incomplete or unusable (it is then rebuilt).
+/// Opens a complete slot and puts its tree back to the base commit with `pre_install`'s changes
+/// made again; `None` when the slot is absent, incomplete or unusable (it is then rebuilt).
 fn reuse(dir: &Path, envs: &EnvStore, spec: &WarmSpec<'_>) -> Option<(Checkout, Layer)> {
     let mut meta = read_meta(dir)?;
     if meta.format != WARM_FORMAT || meta.base_commit != spec.base_commit {
@@ -280,6 +280,9 @@ fn reuse(dir: &Path, envs: &EnvStore, spec: &WarmSpec<'_>) -> Option<(Checkout, 
     checkout.reset().ok()?;
     let layer = envs
         .open_layer(spec.base, spec.recipe, &dir.join("layer"))
+        .ok()?;
+    // The reset undid what pre_install changed in tracked files; the image has those changes.
+    envs.redo_pre_install(&layer, spec.recipe, spec.layer_options)
         .ok()?;
     meta.last_used_unix = now_unix();
     let _ = write_meta(dir, &meta);
