@@ -23,6 +23,10 @@ pub struct Manifest {
     pub strategies: Vec<String>,
     pub budgets: Vec<usize>,
     pub instances: Vec<String>,
+    /// `--resolve-before` as given (`harness-era`, `latest` or a date): the environments the
+    /// candidates were checked and graded in. Absent in runs made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_before: Option<String>,
     /// When the run started, RFC 3339.
     pub started: String,
 }

@@ -63,6 +63,9 @@ pub struct BenchOptions {
     pub cache_dir: PathBuf,
     pub test_timeout: Duration,
     pub progress: bool,
+    /// Settings applied to every instance's recipe (`--resolve-before`), when solving and
+    /// when grading.
+    pub recipe_defaults: ponder_eval::RecipeDefaults,
 }
 
 /// What a finished bench returns.
@@ -107,6 +110,7 @@ pub fn run_bench(opts: &BenchOptions, sandbox: Sandbox) -> Result<BenchSummary> 
         !opts.budgets.is_empty() && opts.budgets.iter().all(|&b| b > 0),
         "budgets must be positive numbers of rollouts (e.g. --budgets 1,2,4,8)"
     );
+    opts.recipe_defaults.validate()?;
     let mut dataset = Dataset::load(&opts.dataset)?;
     if let Some(ids) = &opts.instances {
         dataset.select(&Selection::new(Some(ids.clone()), None)?);
@@ -164,6 +168,7 @@ pub fn run_bench(opts: &BenchOptions, sandbox: Sandbox) -> Result<BenchSummary> 
             .iter()
             .map(|i| i.instance_id.clone())
             .collect(),
+        resolve_before: Some(opts.recipe_defaults.resolve_before.to_string()),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
     let manifest_path = run_dir.join("bench.json");
@@ -175,6 +180,15 @@ pub fn run_bench(opts: &BenchOptions, sandbox: Sandbox) -> Result<BenchSummary> 
             "{} holds a bench of another policy ({}); use another --run-dir",
             run_dir.display(),
             old.policy
+        );
+        // Cells and grades are final once written; ones made in other environments would be
+        // mixed in silently.
+        anyhow::ensure!(
+            old.resolve_before.is_none() || old.resolve_before == manifest.resolve_before,
+            "{} holds a bench graded with --resolve-before {}; use another --run-dir, or the \
+             same --resolve-before",
+            run_dir.display(),
+            old.resolve_before.as_deref().unwrap_or_default()
         );
     }
     write_json(&manifest_path, &manifest)?;
@@ -380,6 +394,7 @@ async fn bench_instance(
         test_timeout: opts.test_timeout,
         trajectory_path: None,
         progress: false,
+        recipe_defaults: opts.recipe_defaults.clone(),
     };
     let trees = run_dir.join("trees").join(id);
     let checks = if workers > 1 { 1 } else { 2 };
@@ -690,6 +705,7 @@ fn grade(
         test_timeout: opts.test_timeout,
         test_network: false,
         show_progress: false,
+        recipe_defaults: opts.recipe_defaults.clone(),
     };
     let summary = run_eval(&eval, sandbox).map_err(|e| format!("grading failed: {e:#}"))?;
     let r = summary

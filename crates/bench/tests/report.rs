@@ -158,6 +158,7 @@ fn manifest(simulated: bool, p_rollout: f64) -> Manifest {
         strategies: STRATEGIES.iter().map(|s| s.to_string()).collect(),
         budgets: BUDGETS.to_vec(),
         instances: INSTANCES.iter().map(|i| i.id.to_string()).collect(),
+        resolve_before: Some("harness-era".into()),
         started: "2025-06-01T12:00:00Z".into(),
     }
 }

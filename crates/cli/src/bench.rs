@@ -65,6 +65,8 @@ pub struct BenchArgs {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
+    resolve: crate::ResolveArgs,
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -124,6 +126,7 @@ pub fn run(args: BenchArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         cache_dir: cache_dir.to_path_buf(),
         test_timeout: Duration::from_secs(args.test_timeout),
         progress: !args.quiet,
+        recipe_defaults: args.resolve.defaults(),
     };
     let summary = run_bench(&opts, sandbox)?;
     for (id, why) in &summary.failed_instances {

@@ -9,7 +9,7 @@ mod solve;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ponder_env::EnvStore;
-use ponder_eval::{EvalOptions, PatchMode, ResolveBefore, run_eval_with};
+use ponder_eval::{EvalOptions, PatchMode, RecipeDefaults, ResolveBefore, run_eval};
 use ponder_repo::{RepoSource, RepoStore};
 use ponder_sandbox::{AllowUnconfined, Sandbox};
 use ponder_swebench::dataset::{Dataset, Selection};
@@ -165,13 +165,8 @@ struct EvalArgs {
     /// Disk the warm instances may take, in GB; the least recently used go first.
     #[arg(long, value_name = "GB", default_value_t = 20.0)]
     warm_cache_gb: f64,
-    /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), in the base
-    /// environments and in each instance's install; `latest` resolves against today's PyPI.
-    /// The default, `harness-era`, is 2024-11-01 (when the harness's images were built) for
-    /// instances created before it and today's PyPI for newer ones. Specs with a date of their
-    /// own (conda packages for Python 3.5-3.7) keep it.
-    #[arg(long, value_name = "YYYY-MM-DD|latest", default_value = "harness-era", value_parser = parse_resolve_before)]
-    resolve_before: ResolveBefore,
+    #[command(flatten)]
+    resolve: ResolveArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -188,10 +183,8 @@ enum EnvCommand {
         /// Rebuild even if built (or failed) before.
         #[arg(long)]
         force: bool,
-        /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), or
-        /// `latest`, as `ponder eval --resolve-before` does (give both the same value).
-        #[arg(long, value_name = "YYYY-MM-DD|latest", default_value = "harness-era", value_parser = parse_resolve_before)]
-        resolve_before: ResolveBefore,
+        #[command(flatten)]
+        resolve: ResolveArgs,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -211,6 +204,27 @@ enum EnvCommand {
         #[arg(long, env = "PONDER_CACHE", default_value_os_t = default_cache())]
         cache_dir: PathBuf,
     },
+}
+
+/// `--resolve-before`, shared by every command that builds environments, so that `eval`,
+/// `env build`, `solve` and `bench` given the same value use the same environments.
+#[derive(Args, Clone)]
+pub struct ResolveArgs {
+    /// Resolve unpinned dependencies as PyPI stood before this date (YYYY-MM-DD), in the base
+    /// environments and in each instance's install; `latest` resolves against today's PyPI.
+    /// The default, `harness-era`, is 2024-11-01 (when the harness's images were built) for
+    /// instances created before it and today's PyPI for newer ones. Specs with a date of their
+    /// own (conda packages for Python 3.5-3.7) keep it.
+    #[arg(long, value_name = "YYYY-MM-DD|latest", default_value = "harness-era", value_parser = parse_resolve_before)]
+    resolve_before: ResolveBefore,
+}
+
+impl ResolveArgs {
+    pub fn defaults(&self) -> RecipeDefaults {
+        RecipeDefaults {
+            resolve_before: self.resolve_before.clone(),
+        }
+    }
 }
 
 /// A `--resolve-before` value.
@@ -319,11 +333,9 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         test_timeout: Duration::from_secs(args.timeout),
         test_network: args.network,
         show_progress: !args.quiet,
+        recipe_defaults: args.resolve.defaults(),
     };
-    let defaults = ponder_eval::RecipeDefaults {
-        resolve_before: args.resolve_before.clone(),
-    };
-    let summary = run_eval_with(&opts, &defaults, sandbox(&args.common)?)?;
+    let summary = run_eval(&opts, sandbox(&args.common)?)?;
     for id in &summary.unknown_ids {
         eprintln!("warning: {id} is not in {}", opts.dataset.display());
     }
@@ -392,10 +404,10 @@ fn env(command: EnvCommand) -> Result<ExitCode> {
         EnvCommand::Build {
             select,
             force,
-            resolve_before,
+            resolve,
             common,
         } => {
-            let defaults = ponder_eval::RecipeDefaults { resolve_before };
+            let defaults = resolve.defaults();
             let mut dataset = Dataset::load(&select.dataset)?;
             dataset.select(&select.selection()?);
             let specs_path = select

@@ -107,6 +107,8 @@ pub struct SolveArgs {
     #[arg(long)]
     tree: Option<PathBuf>,
     #[command(flatten)]
+    resolve: crate::ResolveArgs,
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -158,6 +160,7 @@ pub fn run(args: SolveArgs, cache_dir: &Path, sandbox: Sandbox) -> Result<ExitCo
         cache_dir: cache_dir.to_path_buf(),
         work_dir: cache_dir.join("solve"),
         keep: args.keep,
+        recipe_defaults: args.resolve.defaults(),
         test_timeout: Duration::from_secs(args.test_timeout),
         trajectory_path: args.trajectory.clone(),
         progress: true,

@@ -54,6 +54,7 @@ fn a_simulated_bench_grades_every_cell_says_it_is_simulated_and_resumes() {
 
     let manifest = read_json(&run.join("bench.json"));
     assert_eq!(manifest["simulated"], true);
+    assert_eq!(manifest["resolve_before"], "harness-era");
     // Two instances, four strategies at budgets 1 and 2, single at 1.
     let mut cells = Vec::new();
     for id in IDS.split(',') {
@@ -109,6 +110,23 @@ fn a_simulated_bench_grades_every_cell_says_it_is_simulated_and_resumes() {
         );
     }
 
+    // Candidates are graded as `ponder eval` grades by default: the tasks were created before
+    // the harness era, so their environments resolve as PyPI stood then.
+    let mut graded = 0;
+    for id in IDS.split(',') {
+        for entry in std::fs::read_dir(run.join("grades").join(id)).unwrap() {
+            let result = entry
+                .unwrap()
+                .path()
+                .join("eval")
+                .join(id)
+                .join("result.json");
+            assert_eq!(read_json(&result)["resolve_before"], "2024-11-01");
+            graded += 1;
+        }
+    }
+    assert!(graded >= 2, "{graded}");
+
     let report = read_json(&run.join("report.json"));
     assert_eq!(report["simulated"], true);
     assert!(report["banner"].as_str().unwrap().contains("SIMULATED"));
@@ -152,4 +170,41 @@ fn a_simulated_bench_grades_every_cell_says_it_is_simulated_and_resumes() {
         .unwrap();
     assert!(rep.status.success());
     assert!(run.join("report.html").exists());
+
+    // The run directory is not resumed in other environments.
+    let out = Command::new(PONDER)
+        .args(["bench", "--policy", "sim", "--budgets", "1,2", "--quiet"])
+        .args(["--resolve-before", "latest"])
+        .arg("--dataset")
+        .arg(root().join("examples/tasks/tasks.jsonl"))
+        .args(["--instances", IDS])
+        .arg("--run-dir")
+        .arg(&run)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("graded with --resolve-before harness-era"),
+        "{err}"
+    );
+
+    // A date that does not exist is refused before any work, naming the flag and the way out.
+    let out = Command::new(PONDER)
+        .args(["bench", "--policy", "sim", "--resolve-before", "2024-02-30"])
+        .arg("--dataset")
+        .arg(root().join("examples/tasks/tasks.jsonl"))
+        .arg("--run-dir")
+        .arg(tmp.path().join("bad-date"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--resolve-before") && err.contains("latest"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("bad-date").exists());
 }

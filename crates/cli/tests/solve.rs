@@ -312,6 +312,16 @@ fn bad_input_is_refused_clearly_and_the_repository_is_left_alone() {
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         run(&a)
     };
+    // A registry date that does not exist.
+    let mut a = args(&repo, &issue, "http://127.0.0.1:9/v1");
+    a.extend(["--resolve-before".to_owned(), "someday".to_owned()]);
+    let (code, _, err) = call(a);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--resolve-before") && err.contains("harness-era"),
+        "{err}"
+    );
+
     // Not a git repository.
     let (code, _, err) = call(args(&repo, &issue, "http://127.0.0.1:9/v1"));
     assert_ne!(code, 0);

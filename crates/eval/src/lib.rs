@@ -14,5 +14,5 @@ pub mod store;
 pub mod warm;
 
 pub use recipe::{HARNESS_ERA, RecipeDefaults, ResolveBefore};
-pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval, run_eval_with};
+pub use runner::{EvalOptions, EvalSummary, PatchMode, run_eval};
 pub use store::{InstanceResult, RunStore};

@@ -51,6 +51,17 @@ pub enum ResolveBefore {
     Latest,
 }
 
+/// As `--resolve-before` takes it: `harness-era`, `latest` or the date.
+impl std::fmt::Display for ResolveBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveBefore::HarnessEra => f.write_str("harness-era"),
+            ResolveBefore::Date(date) => f.write_str(date.trim()),
+            ResolveBefore::Latest => f.write_str("latest"),
+        }
+    }
+}
+
 impl ResolveBefore {
     /// `YYYY-MM-DD`, `latest` or `harness-era`.
     pub fn parse(text: &str) -> Result<ResolveBefore> {

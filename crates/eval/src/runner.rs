@@ -78,6 +78,8 @@ pub struct EvalOptions {
     /// does not by default).
     pub test_network: bool,
     pub show_progress: bool,
+    /// Settings applied to every instance's recipe (`--resolve-before`).
+    pub recipe_defaults: RecipeDefaults,
 }
 
 /// What a finished `ponder eval` returns.
@@ -100,7 +102,6 @@ enum Job {
 
 struct Run<'a> {
     opts: &'a EvalOptions,
-    defaults: &'a RecipeDefaults,
     specs: Specs,
     repos: RepoStore,
     envs: EnvStore,
@@ -117,16 +118,7 @@ struct Run<'a> {
 /// Runs an evaluation. Only a setup problem (unreadable dataset, no sandbox) is an `Err`; every
 /// per-instance problem becomes that instance's result and the run goes on.
 pub fn run_eval(opts: &EvalOptions, sandbox: Sandbox) -> Result<EvalSummary> {
-    run_eval_with(opts, &RecipeDefaults::default(), sandbox)
-}
-
-/// [`run_eval`] with settings applied to every instance's recipe (`--resolve-before`).
-pub fn run_eval_with(
-    opts: &EvalOptions,
-    defaults: &RecipeDefaults,
-    sandbox: Sandbox,
-) -> Result<EvalSummary> {
-    defaults.validate()?;
+    opts.recipe_defaults.validate()?;
     // Paths are handed to the sandbox, which binds canonical paths only: resolve `..` and
     // symlinks once here.
     let mut opts = opts.clone();
@@ -160,7 +152,6 @@ pub fn run_eval_with(
         .with_download_cache(opts.cache_dir.join("downloads"));
     let ctx = Run {
         opts,
-        defaults,
         specs,
         repos: RepoStore::new(opts.cache_dir.join("repos")),
         envs,
@@ -405,7 +396,7 @@ fn evaluate(ctx: &Run, inst: &Instance) -> Result<InstanceResult> {
         Ok(r) => r,
         Err(e) => return error("environment", format!("{e:#}")),
     };
-    ctx.defaults.apply(&mut recipe, inst);
+    ctx.opts.recipe_defaults.apply(&mut recipe, inst);
     let uv = || Ok(ctx.envs.uv(Duration::from_secs(600))?);
     if let Err(e) = crate::recipe::fill_submodules(&mut recipe, inst, &git_dir, &uv) {
         return error(

@@ -128,6 +128,7 @@ fn solve_options(cache: &Path, verify: bool) -> SolveOptions {
         test_timeout: Duration::from_secs(600),
         trajectory_path: None,
         progress: false,
+        recipe_defaults: Default::default(),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct SolveOptions {
     pub work_dir: PathBuf,
     pub keep: bool,
     pub test_timeout: Duration,
+    /// Settings applied to an instance's recipe (`--resolve-before`), as `ponder eval` applies
+    /// them, so that a patch is verified in the environment it is graded in.
+    pub recipe_defaults: ponder_eval::RecipeDefaults,
     /// Where the trajectory is written after every stage.
     pub trajectory_path: Option<PathBuf>,
     /// Print one line per stage to stderr.
@@ -156,9 +159,8 @@ fn prepare(opts: &SolveOptions, envs: &EnvStore) -> Result<Prepared> {
                     .get(&inst.repo, &inst.version)
                     .with_context(|| specs.missing_reason(&inst.repo, &inst.version))?;
                 let mut recipe = ponder_eval::recipe::recipe_for(&inst, spec, &git_dir)?;
-                // As `ponder eval` grades it by default, so a verified patch is verified in
-                // the environment it is graded in.
-                ponder_eval::RecipeDefaults::default().apply(&mut recipe, &inst);
+                opts.recipe_defaults.validate()?;
+                opts.recipe_defaults.apply(&mut recipe, &inst);
                 let uv = || Ok(envs.uv(Duration::from_secs(600))?);
                 ponder_eval::recipe::fill_submodules(&mut recipe, &inst, &git_dir, &uv)?;
                 Some(recipe)
