@@ -285,24 +285,16 @@ impl EnvStore {
         let app_data = self.tools_dir().join("virtualenv/app-data");
 
         let log_path = layer_dir.join("build.log");
-        let mut writable = vec![
-            layer_dir.clone(),
-            worktree.clone(),
-            self.pip_cache(),
-            self.uv_cache(),
-        ];
-        if virtualenv.is_some() {
-            writable.push(app_data.clone());
-        }
-        let mut env = self.build_env(&venv, minor, &recipe.env);
-        env.extend(constraints_env(&layer_dir, recipe)?);
-        let dated = dated_index_for(recipe)?;
-        if let Some((index, date)) = dated {
-            env.extend(dated_env(index, date));
-        }
-        let mut runner =
-            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
-                .with_readable(self.readable_paths());
+        let extra_writable = virtualenv.is_some().then(|| app_data.clone());
+        let (mut runner, dated) = self.layer_runner(
+            &layer_dir,
+            &worktree,
+            minor,
+            recipe,
+            &log_path,
+            extra_writable,
+            opts,
+        )?;
         runner.note(&format!(
             "layer over base {} ({} {}) for {}",
             base.hash,
@@ -497,6 +489,39 @@ impl EnvStore {
         })
     }
 
+    /// The step runner of a layer's steps, logging to `log_path`: the layer's folder, its work
+    /// tree and the package caches are writable (and `extra_writable`), the environment is the
+    /// layer's build environment with the recipe's constraints, and a dated recipe resolves
+    /// through the dated index, which is returned for the caller's log note.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_runner<'r>(
+        &'r self,
+        layer_dir: &Path,
+        worktree: &Path,
+        minor: (u32, u32),
+        recipe: &'r EnvRecipe,
+        log_path: &Path,
+        extra_writable: Option<PathBuf>,
+        opts: &LayerOptions,
+    ) -> Result<(StepRunner<'r>, DatedAs<'r>), EnvError> {
+        let mut writable = vec![
+            layer_dir.to_path_buf(),
+            worktree.to_path_buf(),
+            self.pip_cache(),
+            self.uv_cache(),
+        ];
+        writable.extend(extra_writable);
+        let mut env = self.build_env(&layer_dir.join("venv"), minor, &recipe.env);
+        env.extend(constraints_env(layer_dir, recipe)?);
+        let dated = dated_index_for(recipe)?;
+        if let Some((index, date)) = dated {
+            env.extend(dated_env(index, date));
+        }
+        let runner = StepRunner::new(self.sandbox(), log_path, writable, env, opts.step_timeout)?
+            .with_readable(self.readable_paths());
+        Ok((runner, dated))
+    }
+
     /// Runs the recipe's runnable `pre_install` steps again in `layer`'s work tree, after the
     /// tree was reset to its base commit. A warm instance must hold what those steps changed,
     /// as the harness's instance image does, and a reset undoes edits to tracked files (astropy
@@ -514,21 +539,15 @@ impl EnvStore {
         }
         let minor = crate::python::parse_minor(&layer.record.python).unwrap_or((3, 0));
         let log_path = layer.dir.join("pre_install.log");
-        let writable = vec![
-            layer.dir.clone(),
-            layer.worktree.clone(),
-            self.pip_cache(),
-            self.uv_cache(),
-        ];
-        let mut env = self.build_env(&layer.venv(), minor, &recipe.env);
-        env.extend(constraints_env(&layer.dir, recipe)?);
-        let dated = dated_index_for(recipe)?;
-        if let Some((index, date)) = dated {
-            env.extend(dated_env(index, date));
-        }
-        let mut runner =
-            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
-                .with_readable(self.readable_paths());
+        let (mut runner, _) = self.layer_runner(
+            &layer.dir,
+            &layer.worktree,
+            minor,
+            recipe,
+            &log_path,
+            None,
+            opts,
+        )?;
         let result = runner.run_checked("pre_install", &steps.argv(), &layer.worktree, &[])?;
         runner.flush();
         match result {
@@ -554,7 +573,6 @@ impl EnvStore {
         let Some(install) = install_command(recipe) else {
             return Ok(None);
         };
-        let venv = layer.venv();
         let minor = crate::python::parse_minor(&layer.record.python).unwrap_or((3, 0));
         let toolbox = self.toolbox(opts.step_timeout);
         let uv = match layer.record.tool {
@@ -562,21 +580,15 @@ impl EnvStore {
             Tool::Pip => None,
         };
         let log_path = layer.dir.join("reinstall.log");
-        let writable = vec![
-            layer.dir.clone(),
-            layer.worktree.clone(),
-            self.pip_cache(),
-            self.uv_cache(),
-        ];
-        let mut env = self.build_env(&venv, minor, &recipe.env);
-        env.extend(constraints_env(&layer.dir, recipe)?);
-        let dated = dated_index_for(recipe)?;
-        if let Some((index, date)) = dated {
-            env.extend(dated_env(index, date));
-        }
-        let mut runner =
-            StepRunner::new(self.sandbox(), &log_path, writable, env, opts.step_timeout)?
-                .with_readable(self.readable_paths());
+        let (mut runner, dated) = self.layer_runner(
+            &layer.dir,
+            &layer.worktree,
+            minor,
+            recipe,
+            &log_path,
+            None,
+            opts,
+        )?;
         if let Some((index, date)) = dated {
             note_dated(&mut runner, index, date);
         }
@@ -652,7 +664,10 @@ fn constraints_env(
 }
 
 /// The dated index and the date a layer of `recipe` resolves as of, when it has one.
-fn dated_index_for(recipe: &EnvRecipe) -> Result<Option<(&'static DatedIndex, &str)>, EnvError> {
+/// The dated index and the date a recipe resolves as of, if it has a date.
+type DatedAs<'r> = Option<(&'static DatedIndex, &'r str)>;
+
+fn dated_index_for(recipe: &EnvRecipe) -> Result<DatedAs<'_>, EnvError> {
     match recipe.resolve_before.as_deref().map(str::trim) {
         Some(date) => {
             crate::recipe::check_date(date).map_err(EnvError::InvalidRecipe)?;
